@@ -1,0 +1,5 @@
+import sys
+
+from ringwell.cli import main
+
+sys.exit(main())

@@ -1,0 +1,20 @@
+"""The HTTP side: health for now (the API and portal arrive with later slices)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+__all__ = ["build_app"]
+
+
+def build_app(status: Callable[[], dict[str, Any]]) -> Starlette:
+    async def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", **status()})
+
+    return Starlette(routes=[Route("/healthz", healthz)])

@@ -1,0 +1,395 @@
+"""The SIP endpoint: drives transports, transactions and timers, and dispatches requests.
+
+It is the I/O shell around the sans-IO core (STYLE.md §2): transports hand it bytes and a
+source; it parses, matches or creates the server transaction (RFC 3261 §17.2.3), checks the
+request (§8.2), authenticates REGISTER with digest (§22), lets the registrar decide, and
+executes the transaction's actions — sending bytes and arming asyncio timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ringwell.features.accounts.repository import CredentialRecord
+from ringwell.pbx.registrar import Registrar
+from ringwell.pbx.security import AuthGuard
+from ringwell.sip.digest import Credentials, NonceManager, Verdict, challenge, parse_credentials, verify
+from ringwell.sip.errors import RemoteProtocolError
+from ringwell.sip.message import MalformedRequest, Request, Response, parse_message
+from ringwell.sip.transaction import (
+    Action,
+    CancelTimer,
+    Send,
+    ServerInviteTransaction,
+    ServerNonInviteTransaction,
+    StartTimer,
+    Terminated,
+    Timeout,
+    Timer,
+    TimerValues,
+    server_key,
+)
+from ringwell.sip.uas import check_request, make_response, reply_to_malformed
+from ringwell.transport.intake import FairIntake
+from ringwell.transport.source import Source
+
+__all__ = ["CredentialCache", "EndpointStats", "SipEndpoint"]
+
+log = logging.getLogger(__name__)
+
+ALLOWED = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER"})
+SUPPORTED: frozenset[str] = frozenset({"path"})
+ACCEPTED_TYPES = frozenset({"application/sdp", "multipart/mixed", "multipart/alternative"})
+MAX_PENDING_LOOKUPS = 256
+
+Reply = Callable[[bytes], None]
+ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
+
+
+class _Missing:
+    pass
+
+
+MISSING = _Missing()
+
+
+class CredentialCache:
+    """HA1 records by SIP username, cached (a miss is cached briefly too)."""
+
+    def __init__(
+        self,
+        fetch: Callable[[str], Awaitable[CredentialRecord | None]],
+        ttl: float = 30.0,
+        negative_ttl: float = 5.0,
+        max_entries: int = 100_000,
+    ) -> None:
+        self._fetch = fetch
+        self._ttl = ttl
+        self._negative_ttl = negative_ttl
+        self._max = max_entries
+        self._entries: dict[str, tuple[float, CredentialRecord | None]] = {}
+
+    def get(self, username: str, now: float) -> CredentialRecord | _Missing | None:
+        entry = self._entries.get(username)
+        if entry is None or entry[0] < now:
+            return MISSING
+        return entry[1]
+
+    async def fetch(self, username: str, now: float) -> CredentialRecord | None:
+        record = await self._fetch(username)
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[username] = (now + (self._ttl if record else self._negative_ttl), record)
+        return record
+
+    def forget(self, username: str) -> None:
+        self._entries.pop(username, None)
+
+
+@dataclass(slots=True)
+class _Entry:
+    txn: ServerTransaction
+    reply: Reply
+    source: Source
+    timers: dict[Timer, asyncio.TimerHandle] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EndpointStats:
+    received: int = 0
+    malformed: int = 0
+    responses_dropped: int = 0
+    registers_ok: int = 0
+    auth_failures: int = 0
+
+
+class _Throttle:
+    """At most ``rate`` log lines a second for one noisy kind of event."""
+
+    def __init__(self, rate: int = 10) -> None:
+        self.rate = rate
+        self._second = 0
+        self._count = 0
+
+    def allow(self) -> bool:
+        second = int(time.monotonic())
+        if second != self._second:
+            self._second, self._count = second, 0
+        self._count += 1
+        return self._count <= self.rate
+
+
+class SipEndpoint:
+    def __init__(
+        self,
+        *,
+        realm: str,
+        registrar: Registrar,
+        credentials: CredentialCache,
+        guard: AuthGuard,
+        nonces: NonceManager,
+        max_message_size: int = 65535,
+        intake_per_source: int = 1000,
+        timers: TimerValues | None = None,
+    ) -> None:
+        self.realm = realm
+        self.registrar = registrar
+        self.credentials = credentials
+        self.guard = guard
+        self.nonces = nonces
+        self.max_message_size = max_message_size
+        self.timers = timers or TimerValues()
+        self.intake: FairIntake[tuple[bytes, Source, Reply]] = FairIntake(intake_per_source)
+        self.stats = EndpointStats()
+        self._txns: dict[tuple[str, ...], _Entry] = {}
+        self._pending_lookups = 0
+        self._worker: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._throttle = _Throttle()
+        self._dummy_ha1 = hashlib.sha256(secrets.token_bytes(16)).hexdigest()
+
+    # -- intake ----------------------------------------------------------------------------
+    def datagram(self, data: bytes, source: Source, reply: Reply) -> None:
+        """A UDP datagram: keep-alives are ignored, the rest queued fairly per source."""
+        if len(data) <= 4 and not data.strip(b"\r\n\x00 "):
+            return
+        self.intake.put(source.host, (data, source, reply))
+
+    def stream_message(self, data: bytes, source: Source, reply: Reply) -> None:
+        self.handle(data, source, reply)
+
+    def stream_error(self, exc: RemoteProtocolError, reply: Reply) -> None:
+        self.stats.malformed += 1
+        if self._throttle.allow():
+            log.warning("closing stream after framing error: %s", exc)
+
+    async def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._drain(), name="sip-intake")
+
+    async def stop(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        for task in list(self._background):
+            task.cancel()
+        for entry in self._txns.values():
+            for handle in entry.timers.values():
+                handle.cancel()
+        self._txns.clear()
+
+    async def _drain(self) -> None:
+        intake = self.intake
+        while True:
+            await intake.wait()
+            for _ in range(256):
+                item = intake.get_nowait()
+                if item is None:
+                    break
+                data, source, reply = item
+                try:
+                    self.handle(data, source, reply)
+                except Exception:
+                    log.exception("unexpected error handling a message from %s", source)
+            await asyncio.sleep(0)
+
+    # -- messages --------------------------------------------------------------------------
+    def handle(self, data: bytes, source: Source, reply: Reply) -> None:
+        self.stats.received += 1
+        try:
+            message = parse_message(data, max_size=self.max_message_size, datagram=source.transport == "udp")
+        except MalformedRequest as exc:
+            self.stats.malformed += 1
+            if self._throttle.allow():
+                log.info("malformed request from %s:%d: %s", source.host, source.port, exc)
+            answer = reply_to_malformed(exc.method, exc.headers, exc.status_hint, str(exc))
+            if answer is not None:
+                reply(answer)
+            return
+        except RemoteProtocolError as exc:
+            self.stats.malformed += 1
+            if self._throttle.allow():
+                log.warning("dropped malformed message from %s:%d: %s", source.host, source.port, exc)
+            return
+        if isinstance(message, Response):
+            self.stats.responses_dropped += 1
+            if self._throttle.allow():
+                log.info("dropped response %d from %s:%d: no matching transaction", message.status,
+                         source.host, source.port)
+            return
+        self._request(message, source, reply)
+
+    def _request(self, request: Request, source: Source, reply: Reply) -> None:
+        request.stamp_received(source.host, source.port)
+        now = time.time()
+        key = server_key(request)
+        entry = self._txns.get(key)
+        if entry is not None:
+            self._execute(key, entry, entry.txn.receive_request(request, now))
+            return
+        method = request.method
+        if method == "ACK":
+            return  # an ACK for a 2xx, or for a transaction long gone: nothing to do
+        reliable = source.transport != "udp"
+        txn: ServerTransaction
+        if method == "INVITE":
+            txn = ServerInviteTransaction(request, reliable, self.timers)
+        else:
+            txn = ServerNonInviteTransaction(request, reliable, self.timers)
+        entry = _Entry(txn, reply, source)
+        self._txns[key] = entry
+        if method == "INVITE":
+            self._respond(key, entry, make_response(request, 100))
+        self._dispatch(request, key, entry)
+
+    def _dispatch(self, request: Request, key: tuple[str, ...], entry: _Entry) -> None:
+        rejection = check_request(request, allowed=ALLOWED, supported=SUPPORTED, accepted_types=ACCEPTED_TYPES)
+        if rejection is not None:
+            self._respond(key, entry, make_response(request, rejection.status, rejection.reason, rejection.headers))
+            return
+        method = request.method
+        if method == "REGISTER":
+            self._register(request, key, entry)
+        elif method == "OPTIONS":
+            self._respond(key, entry, make_response(request, 200, "OK", (
+                ("Allow", ", ".join(sorted(ALLOWED))),
+                ("Accept", "application/sdp"),
+                ("Supported", ", ".join(sorted(SUPPORTED))),
+            )))
+        elif method == "CANCEL":
+            self._cancel(request, key, entry)
+        elif method == "INVITE":
+            self._respond(key, entry, make_response(request, 480, "Calls are not enabled on this server yet"))
+        else:  # BYE outside any dialog we know
+            self._respond(key, entry, make_response(request, 481))
+
+    def _cancel(self, request: Request, key: tuple[str, ...], entry: _Entry) -> None:
+        invite_key = (*key[:-1], "INVITE")
+        target = self._txns.get(invite_key)
+        if target is None or not isinstance(target.txn, ServerInviteTransaction):
+            self._respond(key, entry, make_response(request, 481))
+            return
+        self._respond(key, entry, make_response(request, 200))
+        self._respond(invite_key, target, make_response(target.txn.request, 487))
+
+    def _respond(self, key: tuple[str, ...], entry: _Entry, response: Response) -> None:
+        self._execute(key, entry, entry.txn.respond(response, time.time()))
+
+    def _execute(self, key: tuple[str, ...], entry: _Entry, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                entry.reply(action.message.encode())
+            elif isinstance(action, StartTimer):
+                old = entry.timers.pop(action.timer, None)
+                if old is not None:
+                    old.cancel()
+                loop = asyncio.get_running_loop()
+                entry.timers[action.timer] = loop.call_later(action.delay, self._fire, key, action.timer)
+            elif isinstance(action, CancelTimer):
+                handle = entry.timers.pop(action.timer, None)
+                if handle is not None:
+                    handle.cancel()
+            elif isinstance(action, Timeout):
+                log.info("transaction %s timed out (timer %s)", key[0], action.timer.value)
+            elif isinstance(action, Terminated):
+                for handle in entry.timers.values():
+                    handle.cancel()
+                entry.timers.clear()
+                if self._txns.get(key) is entry:
+                    del self._txns[key]
+
+    def _fire(self, key: tuple[str, ...], timer: Timer) -> None:
+        entry = self._txns.get(key)
+        if entry is None:
+            return
+        entry.timers.pop(timer, None)
+        self._execute(key, entry, entry.txn.timer_fired(timer, time.time()))
+
+    @property
+    def transactions(self) -> int:
+        return len(self._txns)
+
+    # -- REGISTER with digest --------------------------------------------------------------
+    def _challenge(self, key: tuple[str, ...], entry: _Entry, request: Request, *, stale: bool = False) -> None:
+        nonce = self.nonces.issue(time.time())
+        headers = [("WWW-Authenticate", value) for value in challenge(self.realm, nonce, stale=stale)]
+        self._respond(key, entry, make_response(request, 401, "Unauthorized", headers))
+
+    def _register(self, request: Request, key: tuple[str, ...], entry: _Entry) -> None:
+        creds: Credentials | None = None
+        try:
+            for value in request.headers.get_all("authorization"):
+                parsed = parse_credentials(value)
+                if parsed is not None and (creds is None or parsed.realm == self.realm):
+                    creds = parsed
+        except ValueError as exc:
+            self._respond(key, entry, make_response(request, 400, f"Malformed Authorization: {exc}"))
+            return
+        if creds is None:
+            self._challenge(key, entry, request)
+            return
+        source = entry.source
+        now = time.time()
+        if self.guard.blocked(source.host, creds.username, now):
+            self._respond(key, entry, make_response(request, 403, "Forbidden"))
+            return
+        record = self.credentials.get(creds.username, now)
+        if not isinstance(record, _Missing):
+            self._authenticated(request, key, entry, creds, record)
+            return
+        if self._pending_lookups >= MAX_PENDING_LOOKUPS:
+            self._respond(key, entry, make_response(request, 503, "Service Unavailable", (("Retry-After", "5"),)))
+            return
+        self._pending_lookups += 1
+        task = asyncio.create_task(self._lookup_then_register(request, key, entry, creds))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _lookup_then_register(
+        self, request: Request, key: tuple[str, ...], entry: _Entry, creds: Credentials
+    ) -> None:
+        try:
+            record = await self.credentials.fetch(creds.username, time.time())
+        except Exception:
+            log.exception("credential look-up failed")
+            self._respond(key, entry, make_response(request, 500, "Server Internal Error"))
+            return
+        finally:
+            self._pending_lookups -= 1
+        self._authenticated(request, key, entry, creds, record)
+
+    def _authenticated(
+        self, request: Request, key: tuple[str, ...], entry: _Entry, creds: Credentials, record: CredentialRecord | None
+    ) -> None:
+        now = time.time()
+        if record is None:
+            ha1 = self._dummy_ha1  # same work and same answer as a wrong password
+        elif creds.algorithm.startswith("SHA-256"):
+            ha1 = record.ha1_sha256
+        else:
+            ha1 = record.ha1_md5
+        verdict = verify(creds, ha1, request.method, self.realm, self.nonces, now)
+        source = entry.source
+        if record is None or verdict is Verdict.FAIL:
+            self.stats.auth_failures += 1
+            self.guard.failure(source.host, source.port, source.transport, creds.username, request.method, now)
+            self._challenge(key, entry, request)
+            return
+        if verdict is Verdict.STALE:
+            self._challenge(key, entry, request, stale=True)
+            return
+        self.guard.success(source.host, creds.username)
+        outcome = self.registrar.register(request, record, source, now)
+        if outcome.status == 200:
+            self.stats.registers_ok += 1
+        self._respond(key, entry, make_response(request, outcome.status, outcome.reason, outcome.headers))

@@ -1,0 +1,155 @@
+"""The composition root: builds every part from the settings and runs them in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from ringwell.features.accounts.service import AccountsService
+from ringwell.http import build_app
+from ringwell.pbx.endpoint import CredentialCache, SipEndpoint
+from ringwell.pbx.registrar import BindingStore, Registrar, RegistrarLimits
+from ringwell.pbx.security import AuthGuard, GuardLimits, open_security_log
+from ringwell.settings import Settings
+from ringwell.sip.digest import NonceManager
+from ringwell.storage.engine import create_engine, migrate, session_factory
+from ringwell.transport.certs import ensure_self_signed, server_context
+from ringwell.transport.source import Source
+from ringwell.transport.stream import StreamConnection, StreamServer
+from ringwell.transport.udp import UdpTransport, open_udp
+
+__all__ = ["RingwellServer", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn inside Ringwell's loop: Ringwell owns the signals, not uvicorn."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class RingwellServer:
+    """One Ringwell node: SIP over UDP, TCP and TLS, and HTTP."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_engine(settings.effective_database_url)
+        self.sessions = session_factory(self.engine)
+        self.accounts = AccountsService(self.sessions, settings.sip_realm)
+        self.registrar = Registrar(
+            RegistrarLimits(settings.min_expires, settings.max_expires, settings.default_expires,
+                            settings.max_bindings_per_user)
+        )
+        self.store = BindingStore(self.registrar, self.sessions)
+        self.endpoint = SipEndpoint(
+            realm=settings.sip_realm,
+            registrar=self.registrar,
+            credentials=CredentialCache(self.accounts.credential),
+            guard=AuthGuard(GuardLimits(settings.auth_failures_per_source, settings.auth_failures_per_user,
+                                        settings.auth_failure_window, settings.auth_block_seconds)),
+            nonces=NonceManager(settings.secret_key.encode(), settings.nonce_lifetime),
+            max_message_size=settings.max_message_size,
+            intake_per_source=settings.intake_per_source,
+        )
+        self.udp: UdpTransport | None = None
+        self.tcp = StreamServer("tcp", self._stream_message, self._stream_error,
+                                max_message_size=settings.max_message_size)
+        self.tls: StreamServer | None = None
+        self._http: uvicorn.Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._security_handler: logging.Handler | None = None
+        self.started = False
+
+    def _datagram(self, data: bytes, source: Source) -> None:
+        udp = self.udp
+        assert udp is not None
+        self.endpoint.datagram(data, source, lambda out: udp.send(out, source.host, source.port))
+
+    def _stream_message(self, data: bytes, source: Source, conn: StreamConnection) -> None:
+        self.endpoint.stream_message(data, source, conn.send)
+
+    def _stream_error(self, exc: Any, source: Source, conn: StreamConnection) -> None:
+        self.endpoint.stream_error(exc, conn.send)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "sip": {"udp": self.settings.sip_port, "tcp": self.settings.sip_port, "tls": self.settings.tls_port},
+            "registrations": len(self.registrar.all(time.time())),
+            "transactions": self.endpoint.transactions,
+            "intake_dropped": self.endpoint.intake.dropped,
+        }
+
+    async def start(self) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._security_handler = open_security_log(settings.security_log)
+        await migrate(self.engine)
+        loaded = await self.store.load(time.time())
+        log.info("loaded %d registrations", loaded)
+        bind = settings.bind
+        self.udp = await open_udp(bind, settings.sip_port, self._datagram)
+        await self.tcp.start(bind, settings.sip_port)
+        if settings.tls_cert and settings.tls_key:
+            cert, key = Path(settings.tls_cert), Path(settings.tls_key)
+        else:
+            cert, key = ensure_self_signed(settings.data_dir / "tls", [settings.advertised_host])
+        self.tls = StreamServer("tls", self._stream_message, self._stream_error, server_context(cert, key),
+                                settings.max_message_size)
+        await self.tls.start(bind, settings.tls_port)
+        await self.endpoint.start()
+        await self.store.start()
+        config = uvicorn.Config(build_app(self.status), host=bind, port=settings.http_port, log_level="warning",
+                                lifespan="off", access_log=False)
+        self._http = _HttpServer(config)
+        self._http_task = asyncio.create_task(self._http.serve(), name="http")
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()
+                raise RuntimeError("HTTP server stopped during start-up")
+            await asyncio.sleep(0.02)
+        self.started = True
+        log.info("SIP on %s udp/tcp %d, tls %d; HTTP on %d", bind, settings.sip_port, settings.tls_port,
+                 settings.http_port)
+
+    async def stop(self) -> None:
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._http_task
+        await self.endpoint.stop()
+        if self.udp is not None:
+            self.udp.close()
+        await self.tcp.stop()
+        if self.tls is not None:
+            await self.tls.stop()
+        await self.store.stop()
+        await self.engine.dispose()
+        if self._security_handler is not None:
+            logging.getLogger("ringwell.security").removeHandler(self._security_handler)
+            self._security_handler.close()
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM."""
+    server = RingwellServer(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await server.stop()

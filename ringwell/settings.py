@@ -1,0 +1,155 @@
+"""Typed, frozen settings: defaults in code → ``ringwell.toml`` in the data dir → ``RINGWELL_*``.
+
+Validated once at start; a bad value raises ``ConfigError`` naming the key. Secrets have no
+defaults: ``ensure_config()`` generates them into ``ringwell.toml`` (mode 0600) on first start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ringwell.errors import ConfigError
+
+__all__ = ["CONFIG_FILE", "Settings", "ensure_config", "load_settings"]
+
+CONFIG_FILE = "ringwell.toml"
+ENV_PREFIX = "RINGWELL_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    secret_key: str = field(repr=False)
+    database_url: str = ""
+    bind: str = "0.0.0.0"  # noqa: S104 - a phone system listens on the network by default
+    sip_port: int = 5060
+    tls_port: int = 5061
+    http_port: int = 8080
+    rtp_ports: tuple[int, int] = (20000, 29999)
+    public_host: str = ""
+    sip_realm: str = "ringwell"
+    tls_cert: str = ""
+    tls_key: str = ""
+    min_expires: int = 60
+    max_expires: int = 7200
+    default_expires: int = 3600
+    max_bindings_per_user: int = 10
+    max_message_size: int = 65535
+    intake_per_source: int = 1000
+    auth_failures_per_source: int = 20
+    auth_failures_per_user: int = 10
+    auth_failure_window: int = 60
+    auth_block_seconds: int = 300
+    nonce_lifetime: int = 300
+    log_level: str = "INFO"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'ringwell.db'}"
+
+    @property
+    def advertised_host(self) -> str:
+        """The address phones should be given: public_host, else the bind address."""
+        if self.public_host:
+            return self.public_host
+        if self.bind in ("0.0.0.0", "::"):  # noqa: S104
+            return "127.0.0.1"
+        return self.bind
+
+    @property
+    def security_log(self) -> Path:
+        return self.data_dir / "security.log"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    kind = _FIELDS[key].type
+    try:
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError("not a number")
+            number = int(value)
+            if key.endswith("_port") and not 0 <= number <= 65535:
+                raise ValueError("port out of range")
+            if not key.endswith("_port") and number < 0:
+                raise ValueError("must not be negative")
+            return number
+        if kind == "tuple[int, int]":
+            low, _, high = str(value).partition("-")
+            pair = (int(low), int(high))
+            if not 1024 <= pair[0] < pair[1] <= 65535:
+                raise ValueError("expected LOW-HIGH within 1024-65535")
+            return pair
+        if kind == "Path":
+            return Path(str(value))
+        return str(value)
+    except ValueError as exc:
+        raise ConfigError(key, f"invalid value {value!r}: {exc}") from None
+
+
+def _validate(values: dict[str, Any]) -> None:
+    try:
+        ipaddress.ip_address(values.get("bind", "0.0.0.0"))  # noqa: S104
+    except ValueError:
+        raise ConfigError("bind", "must be an IP address") from None
+    if values.get("min_expires", 60) > values.get("max_expires", 7200):
+        raise ConfigError("min_expires", "must not exceed max_expires")
+    url = values.get("database_url", "")
+    if url and not url.startswith(("sqlite", "postgresql")):
+        raise ConfigError("database_url", "only sqlite and postgresql URLs are supported")
+
+
+def load_settings(data_dir: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Build the settings from the data dir's TOML file and the environment."""
+    env = dict(os.environ) if env is None else env
+    root = Path(data_dir or env.get("RINGWELL_DATA_DIR") or "data").resolve()
+    values: dict[str, Any] = {}
+    path = root / CONFIG_FILE
+    if path.exists():
+        try:
+            loaded = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+        for key, value in loaded.items():
+            if key not in _FIELDS or key == "data_dir":
+                raise ConfigError(key, f"unknown setting in {path}")
+            values[key] = _coerce(key, value)
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == "RINGWELL_DATA_DIR" or name.startswith("RINGWELL_TEST_"):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in _FIELDS:
+            raise ConfigError(name, "unknown setting")
+        values[key] = _coerce(key, value)
+    if not values.get("secret_key"):
+        raise ConfigError("secret_key", f"missing: run 'ringwell serve' once to generate {path}")
+    _validate(values)
+    return Settings(data_dir=root, **values)
+
+
+def ensure_config(data_dir: str | Path | None = None) -> Path:
+    """Create the data dir and a ``ringwell.toml`` with generated secrets if there is none."""
+    root = Path(data_dir or os.environ.get("RINGWELL_DATA_DIR") or "data").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / CONFIG_FILE
+    if not path.exists():
+        text = (
+            "# Ringwell settings. Every key can be overridden by RINGWELL_<KEY> in the environment.\n"
+            "# Generated on first start; keep this file private (it holds secrets).\n"
+            f'secret_key = "{secrets.token_urlsafe(32)}"\n'
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+    return path

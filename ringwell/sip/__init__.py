@@ -1,0 +1,1 @@
+"""Sans-IO SIP core (standard library only): messages, URIs, transactions, digest auth."""

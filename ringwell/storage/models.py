@@ -1,0 +1,6 @@
+"""Imports every slice's tables so that ``Base.metadata`` knows them all."""
+
+from ringwell.features.accounts.models import Organization, SipCredential, User
+from ringwell.features.registrations.models import BindingRow
+
+__all__ = ["BindingRow", "Organization", "SipCredential", "User"]

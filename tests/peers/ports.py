@@ -1,0 +1,54 @@
+"""Free loopback ports for peers started by the tests.
+
+Ports are drawn at random below the kernel's ephemeral range, so that they do not
+collide with the source ports of outgoing TCP connections (SIPp, kamailio and
+baresip all open some), and each candidate is checked by binding it for UDP *and*
+TCP on 127.0.0.1. Other agents on the machine use fixed ports; the check skips them.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+
+__all__ = ["LOOPBACK", "free_port"]
+
+LOOPBACK = "127.0.0.1"
+
+_LOW = 20000
+_ATTEMPTS = 500
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _is_free(port: int) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                return False
+    return True
+
+
+def free_port(count: int = 1) -> int:
+    """Return a base port such that base .. base+count-1 are free for UDP and TCP.
+
+    Nothing is reserved: start the peer promptly. Raises RuntimeError when no block
+    is found.
+    """
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    high = _ephemeral_low() - count
+    rng = random.SystemRandom()
+    for _ in range(_ATTEMPTS):
+        base = rng.randrange(_LOW, high)
+        if all(_is_free(p) for p in range(base, base + count)):
+            return base
+    raise RuntimeError(f"no block of {count} free UDP+TCP ports on {LOOPBACK}")
