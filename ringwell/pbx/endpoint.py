@@ -23,7 +23,7 @@ from ringwell.pbx.registrar import Registrar
 from ringwell.pbx.security import AuthGuard
 from ringwell.sip.digest import Credentials, NonceManager, Verdict, challenge, parse_credentials, verify
 from ringwell.sip.errors import RemoteProtocolError
-from ringwell.sip.message import MalformedRequest, Request, Response, parse_message
+from ringwell.sip.message import MalformedRequest, Request, Response, parse_contacts, parse_message
 from ringwell.sip.transaction import (
     Action,
     CancelTimer,
@@ -37,11 +37,12 @@ from ringwell.sip.transaction import (
     TimerValues,
     server_key,
 )
-from ringwell.sip.uas import check_request, make_response, reply_to_malformed
+from ringwell.sip.uas import Rejection, check_request, make_response, reply_to_malformed
+from ringwell.sip.uri import SipUri
 from ringwell.transport.intake import FairIntake
 from ringwell.transport.source import Source
 
-__all__ = ["CredentialCache", "EndpointStats", "SipEndpoint"]
+__all__ = ["CredentialCache", "EndpointStats", "SipEndpoint", "screen_request"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,24 @@ MAX_PENDING_LOOKUPS = 256
 
 Reply = Callable[[bytes], None]
 ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
+
+
+def screen_request(request: Request) -> Rejection | None:
+    """Every check made before a request is acted on (pure; RFC 3261 §8.2 and §10.3).
+
+    A broken REGISTER is refused before any challenge: the To must be a SIP AOR and the
+    Contact values must parse.
+    """
+    rejection = check_request(request, allowed=ALLOWED, supported=SUPPORTED, accepted_types=ACCEPTED_TYPES)
+    if rejection is not None or request.method != "REGISTER":
+        return rejection
+    if not isinstance(request.to.uri, SipUri):
+        return Rejection(400, "To must be a SIP or SIPS URI")
+    try:
+        parse_contacts(request.headers.get_all("contact"))
+    except RemoteProtocolError as exc:
+        return Rejection(400, str(exc))
+    return None
 
 
 class _Missing:
@@ -253,7 +272,7 @@ class SipEndpoint:
         self._dispatch(request, key, entry)
 
     def _dispatch(self, request: Request, key: tuple[str, ...], entry: _Entry) -> None:
-        rejection = check_request(request, allowed=ALLOWED, supported=SUPPORTED, accepted_types=ACCEPTED_TYPES)
+        rejection = screen_request(request)
         if rejection is not None:
             self._respond(key, entry, make_response(request, rejection.status, rejection.reason, rejection.headers))
             return

@@ -45,15 +45,15 @@ class StreamFramer:
 
     def next_event(self) -> bytes | _Sentinel:
         buf = self._buffer
-        if buf.startswith(b"\r\n\r\n"):
-            del buf[:4]
-            return KEEPALIVE
-        # Stray CRLFs between messages are allowed (RFC 3261 §7.5); a lone CRLF is a pong.
-        stripped = 0
-        while buf[stripped : stripped + 2] == b"\r\n" and buf[stripped : stripped + 4] != b"\r\n\r\n":
-            stripped += 2
-        if stripped:
-            del buf[:stripped]
+        # Stray CRLFs between messages are allowed (RFC 3261 §7.5); a lone CRLF is a pong, a
+        # double CRLF a ping (RFC 5626 §3.5.1). Wait when the bytes so far could be either.
+        while buf.startswith(b"\r\n"):
+            if buf.startswith(b"\r\n\r\n"):
+                del buf[:4]
+                return KEEPALIVE
+            if len(buf) < 4 and b"\r\n\r\n".startswith(bytes(buf)):
+                return NEED_DATA
+            del buf[:2]
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             if len(buf) > self.max_size:

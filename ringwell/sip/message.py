@@ -549,7 +549,7 @@ def _check_core(headers: Headers) -> None:
         raise RemoteProtocolError("Malformed Call-ID")
     max_forwards = headers.get("max-forwards")
     if max_forwards is not None and (
-        not max_forwards.isdigit() or not max_forwards.isascii() or len(max_forwards) > 3
+        not max_forwards.isdigit() or not max_forwards.isascii() or len(max_forwards) > 10
         or int(max_forwards) > 255
     ):
         raise RemoteProtocolError("Malformed Max-Forwards")

@@ -124,7 +124,7 @@ def server_key(request: Request) -> tuple[str, ...]:
     via = request.top_via
     method = "INVITE" if request.method == "ACK" else request.method
     branch = via.branch
-    if branch and branch.startswith(MAGIC_COOKIE):
+    if branch and branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE):
         return (branch, via.sent_by, method)
     return (
         "2543",

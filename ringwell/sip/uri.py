@@ -46,10 +46,16 @@ def parse_host(text: str) -> str:
     if text.startswith("["):
         if not text.endswith("]"):
             raise ValueError("unterminated IPv6 reference")
+        address = text[1:-1]
         try:
-            ipaddress.IPv6Address(text[1:-1])
+            ipaddress.IPv6Address(address)
         except ValueError:
-            raise ValueError("invalid IPv6 reference") from None
+            # RFC 5118 §4.10: RFC 3261's ABNF let "::" before an IPv4 tail be written ":::";
+            # accept both spellings.
+            try:
+                ipaddress.IPv6Address(address.replace(":::", "::", 1))
+            except ValueError:
+                raise ValueError("invalid IPv6 reference") from None
         return text.lower()
     if _IPV4_RE.fullmatch(text):
         if any(int(part) > 255 for part in text.split(".")):

@@ -1,7 +1,7 @@
 """Kamailio 5.6 (Debian package) as a stand-in loopback registrar.
 
 Uses ``bench/kamailio/register.cfg`` (digest auth, users in the ``users`` htable,
-user0000..user0999 with password ``pwNNNN`` preloaded). Ports, control socket and
+user0000..user0999 with password ``benchNNNNpw`` preloaded). Ports, control socket and
 TLS files reach the config through the environment (``#!defenv``).
 """
 
@@ -23,7 +23,7 @@ REGISTER_CFG = Path(__file__).resolve().parents[2] / "bench" / "kamailio" / "reg
 
 def bench_password(index: int) -> str:
     """Password of ``user{index:04d}`` as the config's start-up loop sets it."""
-    return f"pw{index:04d}"
+    return f"bench{index:04d}pw"
 
 
 class Kamailio:
@@ -81,7 +81,7 @@ class Kamailio:
             try:
                 self.kamcmd("core.version")
                 # the htable start-up loop runs in mod_init: present once RPC answers
-                if "pw0999" in self.kamcmd("htable.get", "users", "user0999"):
+                if bench_password(999) in self.kamcmd("htable.get", "users", "user0999"):
                     return
             except subprocess.CalledProcessError:
                 pass

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import time
+import weakref
 from pathlib import Path
 from typing import IO, Any
 
@@ -66,6 +67,14 @@ def tree_cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _kill_group_if_running(popen: subprocess.Popen[bytes]) -> None:
+    if popen.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(5)
+
+
 class BoundedProcess:
     """``cmd`` under ``timeout -s TERM seconds``, output to ``log_path``."""
 
@@ -90,6 +99,9 @@ class BoundedProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+        # a driver that is never stopped (a crashed test, a script that forgot) must
+        # not leave its peer running: kill the group when this object or Python ends
+        weakref.finalize(self, _kill_group_if_running, self.popen)
 
     @property
     def pid(self) -> int:
@@ -121,7 +133,8 @@ class BoundedProcess:
         return self.popen.returncode
 
     def log_text(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         try:
             return self.log_path.read_text(errors="replace")
         except OSError:

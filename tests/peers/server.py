@@ -125,9 +125,7 @@ class RingwellServer:
         while True:
             if not self.proc.running():
                 self.proc.terminate()
-                raise RuntimeError(
-                    f"ringwell serve exited before {url} answered; log:\n{self.log_tail()}"
-                )
+                raise RuntimeError(f"ringwell serve exited before {url} answered; log:\n{self.log_tail()}")
             try:
                 with opener.open(url, timeout=1.0) as resp:
                     if resp.status == 200:
@@ -138,10 +136,8 @@ class RingwellServer:
             except (urllib.error.URLError, OSError) as exc:
                 last = str(exc)
             if time.monotonic() > deadline:
-                self.proc.terminate()
-                raise RuntimeError(
-                    f"{url} not 200 after {self.ready_timeout} s ({last}); log:\n{self.log_tail()}"
-                )
+                self.proc.terminate()  # the log stays readable
+                raise RuntimeError(f"{url} not 200 after {self.ready_timeout} s ({last}); log:\n{self.log_tail()}")
             time.sleep(0.1)
 
     def log_tail(self, chars: int = 5000) -> str:
@@ -207,17 +203,13 @@ class RingwellServer:
         except subprocess.TimeoutExpired as exc:
             raise RuntimeError(f"{' '.join(cmd)}: no answer in {timeout} s") from exc
         if out.returncode != 0:
-            raise RuntimeError(
-                f"{' '.join(cmd)} failed (rc {out.returncode}):\n{out.stderr}{out.stdout}"
-            )
+            raise RuntimeError(f"{' '.join(cmd)} failed (rc {out.returncode}):\n{out.stderr}{out.stdout}")
         return out.stdout
 
     def create_org(self, name: str) -> str:
         return self.admin("create-org", "--name", name).strip()
 
-    def create_user(
-        self, org: str, email: str, extension: str, sip_username: str, sip_password: str
-    ) -> str:
+    def create_user(self, org: str, email: str, extension: str, sip_username: str, sip_password: str) -> str:
         return self.admin(
             "create-user", "--org", org, "--email", email, "--extension", extension,
             "--sip-username", sip_username, "--sip-password", sip_password,
@@ -229,9 +221,7 @@ class RingwellServer:
             raise RuntimeError(f"registrations --json did not print a list: {data!r}")
         return data
 
-    def wait_registration(
-        self, username: str, *, present: bool = True, timeout: float = 10.0
-    ) -> list[dict[str, Any]]:
+    def wait_registration(self, username: str, *, present: bool = True, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Poll ``registrations`` until ``username`` has (or has no) binding."""
         deadline = time.monotonic() + timeout
         while True:
