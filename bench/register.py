@@ -222,11 +222,11 @@ def _first_line(cmd: list[str]) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "?"
     text = (out.stdout or out.stderr).strip()
-    return text.splitlines()[0] if text else "?"
+    return text.splitlines()[0].strip() if text else "?"
 
 
 def bench_kamailio(work: Path, steps: Sequence[int], deadline: float) -> ServerRun:
-    run = ServerRun("kamailio", version=_first_line(["kamailio", "-v"]))
+    run = ServerRun("kamailio", version=_first_line(["kamailio", "-v"]).removeprefix("version: "))
     kam = Kamailio(work / "kamailio", seconds=TOTAL_BUDGET_SECONDS + 60)
     kam.start()
     try:
@@ -292,9 +292,11 @@ def summary(run: ServerRun) -> str:
     best = run.best
     if best is None:
         return f"{run.name}: no clean step ({run.note})"
+    lowest = min(run.steps, key=lambda s: s.target)
+    at_lowest = f"; at {lowest.target}/s: {lowest.cpu_us_per_register:.0f} µs" if lowest is not best else ""
     return (
         f"{run.name}: best clean step {best.target}/s -> {best.achieved:.0f} REGISTER/s, "
-        f"{best.cpu_us_per_register:.0f} µs CPU per REGISTER ({run.note})"
+        f"{best.cpu_us_per_register:.0f} µs CPU per REGISTER{at_lowest} ({run.note})"
     )
 
 
@@ -350,14 +352,16 @@ stopping after the first step with ≥ 1 % failures.
 """
 
 
-def record(runs: dict[str, ServerRun], argv: Sequence[str], started: dt.datetime) -> None:
+def record(runs: dict[str, ServerRun], argv: Sequence[str], started: dt.datetime, host: str) -> None:
     if not RESULTS.exists():
         RESULTS.write_text(HEADER)
+    versions = [_first_line(["sipp", "-v"]).rstrip(". ")]
+    versions += [f"{r.name}: {r.version}" for r in runs.values()]
     out = [
         f"\n### register, {started:%Y-%m-%d %H:%M} UTC\n",
         f"* commit: {git_commit()}",
-        f"* machine: {machine()}",
-        f"* peers: {_first_line(['sipp', '-v'])}; " + "; ".join(f"{r.name}: {r.version}" for r in runs.values()),
+        f"* machine: {host}",
+        f"* peers: {'; '.join(versions)}",
         f"* command: `python -m bench.register {' '.join(argv)}`",
         f"* users {USERS}, steps {STEP_SECONDS} s, stop at ≥ {100 * MAX_FAILURE_RATE:.0f} % failures",
         "",
@@ -396,6 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
     names = [args.only] if args.only else list(SERVERS)
     started = dt.datetime.now(dt.UTC)
+    host = machine()
     t0 = time.monotonic()
     runs: dict[str, ServerRun] = {}
     benches = {"kamailio": bench_kamailio, "ringwell": bench_ringwell}
@@ -416,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(summary(run))
     line = ratio_line(runs)
     if not args.no_record:
-        record(runs, sys.argv[1:] if argv is None else list(argv), started)
+        record(runs, sys.argv[1:] if argv is None else list(argv), started, host)
         print(f"(recorded in {RESULTS.relative_to(REPO)})")
     print(line)
     return 0 if all(r.best is not None for r in runs.values()) else 1

@@ -211,7 +211,7 @@ class SipEndpoint:
         intake = self.intake
         while True:
             await intake.wait()
-            for _ in range(256):
+            for _ in range(32):  # small batches: reading the sockets stays ahead of processing
                 item = intake.get_nowait()
                 if item is None:
                     break

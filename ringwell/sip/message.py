@@ -491,7 +491,7 @@ def parse_message(data: bytes, *, max_size: int = 65535, datagram: bool = True) 
     is an error. For stream transports the framer has already cut the message out.
     """
     if len(data) > max_size:
-        raise RemoteProtocolError("Message Too Large", 513)
+        raise _too_large(data)
     data = data.lstrip(b"\r\n")
     if not data:
         raise RemoteProtocolError("Empty message")
@@ -511,6 +511,20 @@ def parse_message(data: bytes, *, max_size: int = 65535, datagram: bool = True) 
     if start.startswith(("SIP/", "sip/")) and " " in start:
         return _parse_response(start, headers, rest, datagram)
     return _parse_request(start, headers, rest, datagram)
+
+
+def _too_large(data: bytes) -> RemoteProtocolError:
+    """513 for an oversize message, with what can be salvaged of a request's headers."""
+    text = data[:8192].decode("utf-8", "surrogateescape")
+    lines = text.split("\r\n")
+    items: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if not line or not colon or not _TOKEN_RE.fullmatch(name):
+            break
+        items.append((name, value.strip(" \t")))
+    return _error(lines[0], items, "Message Too Large", 513)
 
 
 def _error(start: str, items: list[tuple[str, str]], message: str, status: int = 400) -> RemoteProtocolError:

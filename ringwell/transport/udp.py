@@ -1,4 +1,10 @@
-"""SIP over UDP: datagrams go onto the fair intake; ``send()`` writes one datagram."""
+"""SIP over UDP: the socket is drained in bursts onto the fair intake; ``send()`` writes one datagram.
+
+asyncio's datagram transports read one datagram per readiness event, which ties reading to
+processing: under a flood the kernel's buffer becomes the queue and drops whatever arrives,
+from every source alike. Reading the socket dry on each event (up to a bound) moves the queue
+into the fair intake, where a flood only overflows its own source's share.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,6 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
-from typing import cast
 
 from ringwell.transport.source import Source
 
@@ -14,49 +19,56 @@ __all__ = ["UdpTransport", "open_udp"]
 
 log = logging.getLogger(__name__)
 RECEIVE_BUFFER = 8 * 1024 * 1024
+MAX_DATAGRAM = 65535
+BURST = 5000
 
 
-class UdpTransport(asyncio.DatagramProtocol):
-    def __init__(self, on_datagram: Callable[[bytes, Source], None]) -> None:
+class UdpTransport:
+    def __init__(self, sock: socket.socket, on_datagram: Callable[[bytes, Source], None]) -> None:
+        self._sock = sock
         self._on_datagram = on_datagram
-        self._transport: asyncio.DatagramTransport | None = None
+        self._loop = asyncio.get_running_loop()
+        self.send_errors = 0
+        self._loop.add_reader(sock.fileno(), self._read_ready)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports do not inherit from asyncio's classes, hence the cast.
-        self._transport = cast(asyncio.DatagramTransport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
+    def _read_ready(self) -> None:
+        recvfrom = self._sock.recvfrom
+        deliver = self._on_datagram
+        for _ in range(BURST):
             try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-            except OSError:  # pragma: no cover - some kernels refuse; the default still works
-                log.debug("could not enlarge the UDP receive buffer")
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self._on_datagram(data, Source("udp", str(addr[0]), int(addr[1])))
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and friends: the transaction's timers deal with the silence.
-        log.debug("UDP error: %s", exc)
+                data, addr = recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # ICMP errors surface here; the transactions handle silence
+                log.debug("UDP receive error: %s", exc)
+                return
+            deliver(data, Source("udp", addr[0], addr[1]))
 
     def send(self, data: bytes, host: str, port: int) -> None:
-        if self._transport is not None:
-            self._transport.sendto(data, (host, port))
+        try:
+            self._sock.sendto(data, (host, port))
+        except (BlockingIOError, InterruptedError, OSError) as exc:
+            # A full send buffer or an unreachable peer: UDP may lose it; retransmission recovers.
+            self.send_errors += 1
+            log.debug("UDP send to %s:%d failed: %s", host, port, exc)
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._sock.fileno() >= 0:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
 
     @property
     def port(self) -> int:
-        assert self._transport is not None
-        return int(self._transport.get_extra_info("sockname")[1])
+        return int(self._sock.getsockname()[1])
 
 
 async def open_udp(host: str, port: int, on_datagram: Callable[[bytes, Source], None]) -> UdpTransport:
-    loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    _, protocol = await loop.create_datagram_endpoint(
-        lambda: UdpTransport(on_datagram), local_addr=(host, port), family=family
-    )
-    return protocol
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    except OSError:  # pragma: no cover - the kernel's default still works
+        log.debug("could not enlarge the UDP receive buffer")
+    sock.setblocking(False)
+    sock.bind((host, port))
+    return UdpTransport(sock, on_datagram)

@@ -98,6 +98,8 @@ class BoundedProcess:
             stdin=stdin,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            # the group exists from the start (timeout's own setpgid comes later)
+            process_group=0,
         )
         # a driver that is never stopped (a crashed test, a script that forgot) must
         # not leave its peer running: kill the group when this object or Python ends
