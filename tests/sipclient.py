@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import ssl
 
@@ -54,10 +55,8 @@ class Client:
             self._udp.close()
         if self._writer is not None:
             self._writer.close()
-            try:
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
                 await self._writer.wait_closed()
-            except (ConnectionError, ssl.SSLError):
-                pass
 
     def send(self, data: bytes) -> None:
         if self._udp is not None:

@@ -4,7 +4,6 @@ brute-force blocking, retransmissions and fairness under a flood."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sys
 import time
 from datetime import UTC, datetime
