@@ -83,64 +83,88 @@ _DATE_RE = re.compile(
 _FOLD_RE = re.compile(r"\r?\n[ \t]+")
 
 
+_CANONICAL: dict[str, str] = {}
+
+
 def canonical(name: str) -> str:
     """The canonical lower-case form of a header name (compact forms expanded)."""
-    lname = name.lower()
-    return COMPACT_FORMS.get(lname, lname)
+    found = _CANONICAL.get(name)
+    if found is None:
+        lname = name.lower()
+        found = COMPACT_FORMS.get(lname, lname)
+        if len(_CANONICAL) < 4096:  # bounded: header names are attacker-chosen
+            _CANONICAL[name] = found
+    return found
 
 
 class Headers:
-    """Ordered header fields: (name as written, value) with case-insensitive look-up."""
+    """Ordered header fields: (name as written, value) with case-insensitive look-up.
 
-    __slots__ = ("_items",)
+    Look-ups go through an index (canonical name → values) built on first use and dropped
+    on every change.
+    """
+
+    __slots__ = ("_index", "_items")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str, str]] = [(canonical(n), n, v) for n, v in items]
+        self._index: dict[str, list[str]] | None = None
+
+    def _lookup(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for canon, _, value in self._items:
+                values = index.get(canon)
+                if values is None:
+                    index[canon] = [value]
+                else:
+                    values.append(value)
+            self._index = index
+        return index
 
     def get(self, name: str) -> str | None:
         """The first header field named ``name``, or None."""
-        key = canonical(name)
-        for canon, _, value in self._items:
-            if canon == key:
-                return value
-        return None
+        values = self._lookup().get(canonical(name))
+        return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
         """Every header field line named ``name``, in order (not split at commas)."""
-        key = canonical(name)
-        return [value for canon, _, value in self._items if canon == key]
+        return list(self._lookup().get(canonical(name), ()))
 
     def values(self, name: str) -> list[str]:
         """Every value of a comma-list header (all lines, split at top-level commas)."""
         out: list[str] = []
-        for line in self.get_all(name):
+        for line in self._lookup().get(canonical(name), ()):
             out.extend(split_commas(line))
         return out
 
     def add(self, name: str, value: str) -> None:
         self._items.append((canonical(name), name, value))
+        self._index = None
 
     def prepend(self, name: str, value: str) -> None:
         self._items.insert(0, (canonical(name), name, value))
+        self._index = None
 
     def set(self, name: str, value: str) -> None:
-        """Replace every field named ``name`` by one (appended if there was none)."""
+        """Replace every field named ``name`` by one (at the first one's place, else appended)."""
         key = canonical(name)
+        self._index = None
         for i, (canon, _, _) in enumerate(self._items):
             if canon == key:
                 self._items[i] = (key, name, value)
-                self._items = [
-                    item for j, item in enumerate(self._items) if j <= i or item[0] != key
-                ]
+                self._items = [item for j, item in enumerate(self._items) if j <= i or item[0] != key]
                 return
         self._items.append((key, name, value))
 
     def remove(self, name: str) -> None:
         key = canonical(name)
         self._items = [item for item in self._items if item[0] != key]
+        self._index = None
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
+        return isinstance(name, str) and canonical(name) in self._lookup()
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return ((name, value) for _, name, value in self._items)
@@ -149,8 +173,7 @@ class Headers:
         return len(self._items)
 
     def count(self, name: str) -> int:
-        key = canonical(name)
-        return sum(1 for canon, _, _ in self._items if canon == key)
+        return len(self._lookup().get(canonical(name), ()))
 
     def copy(self) -> Headers:
         clone = Headers()
@@ -496,7 +519,8 @@ def parse_message(data: bytes, *, max_size: int = 65535, datagram: bool = True) 
     if not data:
         raise RemoteProtocolError("Empty message")
     head, rest = _split_head(data)
-    head = _FOLD_RE.sub(" ", head)
+    if "\n " in head or "\n\t" in head:
+        head = _FOLD_RE.sub(" ", head)
     lines = head.split("\r\n") if "\r\n" in head else head.split("\n")
     start = lines[0]
     items: list[tuple[str, str]] = []
@@ -552,8 +576,10 @@ def _body(headers: Headers, rest: bytes, datagram: bool) -> bytes:
 
 
 def _check_core(headers: Headers) -> None:
+    index = headers._lookup()
     for name in _SINGLE:
-        if headers.count(name) > 1:
+        values = index.get(name)
+        if values is not None and len(values) > 1:
             raise RemoteProtocolError(f"Multiple {name} headers")
     missing = [n for n in ("Via", "From", "To", "Call-ID", "CSeq") if headers.get(n) is None]
     if missing:

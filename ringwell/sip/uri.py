@@ -224,12 +224,32 @@ def _parse_sip(scheme: str, rest: str) -> SipUri:
     return SipUri(scheme, user, host, port, password, params, headers)
 
 
+_URI_CACHE: dict[str, Uri] = {}
+_URI_CACHE_SIZE = 20_000
+_BAD_URI_CHAR = re.compile(r'[ \t\r\n<>"]')
+
+
 def parse_uri(text: str) -> Uri:
-    """Parse an absolute URI; ``sip``/``sips``/``tel`` get structure, others stay opaque."""
+    """Parse an absolute URI; ``sip``/``sips``/``tel`` get structure, others stay opaque.
+
+    URIs are immutable, and the same ones come back in every request of a phone, so parsed
+    URIs are cached (bounded).
+    """
+    cached = _URI_CACHE.get(text)
+    if cached is not None:
+        return cached
+    uri = _parse_uri(text)
+    if len(_URI_CACHE) >= _URI_CACHE_SIZE:
+        _URI_CACHE.clear()
+    _URI_CACHE[text] = uri
+    return uri
+
+
+def _parse_uri(text: str) -> Uri:
     scheme, colon, rest = text.partition(":")
     if not colon or not _SCHEME_RE.fullmatch(scheme) or not rest:
         raise ValueError("invalid URI")
-    if any(ch in rest for ch in " \t\r\n<>\""):
+    if _BAD_URI_CHAR.search(rest):
         raise ValueError("invalid character in URI")
     lscheme = scheme.lower()
     if lscheme in ("sip", "sips"):
