@@ -179,8 +179,15 @@ class Flood:
             extra_args=["-r", "500", *SIPP_LOAD_ARGS],
         )  # fmt: skip
         if not result.ok:
+            reason = "see the SIPp output below"
+            if "must use MD5" in result.stderr:
+                reason = (
+                    "the server's first WWW-Authenticate is not MD5, and SIPp 3.6.1 answers"
+                    " only the first challenge and only with MD5"
+                )
             raise RuntimeError(
-                f"warm-up failed (rc {result.returncode}): {result.stderr[-500:]}\n{result.errors[:2000]}"
+                f"warm-up failed (SIPp rc {result.returncode}): {reason}\n"
+                f"{result.stderr[-800:]}\n{result.errors[:2000]}"
             )
 
     def step(self, rate: int, seconds: int) -> Step:

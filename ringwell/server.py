@@ -73,6 +73,7 @@ class RingwellServer:
             nonces=NonceManager(settings.secret_key.encode(), settings.nonce_lifetime),
             max_message_size=settings.max_message_size,
             intake_per_source=settings.intake_per_source,
+            algorithms=settings.digest_offer,
         )
         self.udp: UdpTransport | None = None
         self.tcp = StreamServer("tcp", self._stream_message, self._stream_error,

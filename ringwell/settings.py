@@ -48,6 +48,7 @@ class Settings:
     auth_failure_window: int = 60
     auth_block_seconds: int = 300
     nonce_lifetime: int = 300
+    digest_algorithms: str = "MD5,SHA-256"
     log_level: str = "INFO"
 
     @property
@@ -64,6 +65,10 @@ class Settings:
         if self.bind in ("0.0.0.0", "::"):  # noqa: S104
             return "127.0.0.1"
         return self.bind
+
+    @property
+    def digest_offer(self) -> tuple[str, ...]:
+        return tuple(a.strip().upper() for a in self.digest_algorithms.split(","))
 
     @property
     def security_log(self) -> Path:
@@ -105,6 +110,11 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError("bind", "must be an IP address") from None
     if values.get("min_expires", 60) > values.get("max_expires", 7200):
         raise ConfigError("min_expires", "must not exceed max_expires")
+    algorithms = [a.strip().upper() for a in values.get("digest_algorithms", "MD5,SHA-256").split(",")]
+    if not algorithms or any(a not in ("MD5", "SHA-256") for a in algorithms) or len(set(algorithms)) != len(
+        algorithms
+    ):
+        raise ConfigError("digest_algorithms", "a comma-separated list of MD5 and SHA-256, most preferred first")
     url = values.get("database_url", "")
     if url and not url.startswith(("sqlite", "postgresql")):
         raise ConfigError("database_url", "only sqlite and postgresql URLs are supported")

@@ -158,8 +158,10 @@ class SipEndpoint:
         max_message_size: int = 65535,
         intake_per_source: int = 1000,
         timers: TimerValues | None = None,
+        algorithms: tuple[str, ...] = ("MD5", "SHA-256"),
     ) -> None:
         self.realm = realm
+        self.algorithms = algorithms
         self.registrar = registrar
         self.credentials = credentials
         self.guard = guard
@@ -341,7 +343,7 @@ class SipEndpoint:
     # -- REGISTER with digest --------------------------------------------------------------
     def _challenge(self, key: tuple[str, ...], entry: _Entry, request: Request, *, stale: bool = False) -> None:
         nonce = self.nonces.issue(time.time())
-        headers = [("WWW-Authenticate", value) for value in challenge(self.realm, nonce, stale=stale)]
+        headers = [("WWW-Authenticate", value) for value in challenge(self.realm, nonce, stale=stale, algorithms=self.algorithms)]
         self._respond(key, entry, make_response(request, 401, "Unauthorized", headers))
 
     def _register(self, request: Request, key: tuple[str, ...], entry: _Entry) -> None:

@@ -135,7 +135,15 @@ class Linphone:
             cmd += ["-d", "6", "-l", str(self.debug_log_path)]
         else:
             cmd += ["-d", "0"]
-        env = {"HOME": str(self.home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        # libpulse (sound card probing) makes /tmp/pulse-* unless it has a runtime dir
+        runtime = self.dir / "xdg-runtime"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        env = {
+            "HOME": str(self.home),
+            "XDG_RUNTIME_DIR": str(runtime),
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+        }
         # stdbuf: linphonec's stdout is a file, keep it line-buffered for the readers
         self.proc = BoundedProcess(
             ["stdbuf", "-oL", *cmd],

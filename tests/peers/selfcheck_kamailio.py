@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import re
 import shutil
 import socket
@@ -33,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 from tests.peers.baresip import Baresip, BaresipAccount
 from tests.peers.certs import ServerCert, make_self_signed
@@ -48,6 +50,9 @@ from tests.peers.sipp import (
 )
 
 PASSWORD = "s3cret-pw"
+
+PlainTransport = Literal["udp", "tcp"]
+PLAIN_TRANSPORTS: tuple[PlainTransport, ...] = ("udp", "tcp")
 
 
 class Checks:
@@ -246,10 +251,10 @@ def check_sipp(c: Checks, kam: Kamailio, work: Path) -> None:
     c.check("sipp OPTIONS rc 0", r.returncode == 0, r.stderr[-300:])
 
 
-def check_baresip(c: Checks, kam: Kamailio, work: Path, transport: str) -> None:
+def check_baresip(c: Checks, kam: Kamailio, work: Path, transport: PlainTransport) -> None:
     user = f"bare{transport}"
     kam.add_user(user, PASSWORD)
-    acc = BaresipAccount(user, PASSWORD, kam.sip_port, transport)  # type: ignore[arg-type]
+    acc = BaresipAccount(user, PASSWORD, kam.sip_port, transport)
     b = Baresip(work / f"baresip-{transport}", acc, seconds=60)
     b.start()
     try:
@@ -277,10 +282,10 @@ def check_baresip_quit(c: Checks, kam: Kamailio, work: Path) -> None:
     c.check("baresip quit unregisters", not contacts(kam, user), f"rc={rc}")
 
 
-def check_linphone(c: Checks, kam: Kamailio, work: Path, transport: str) -> None:
+def check_linphone(c: Checks, kam: Kamailio, work: Path, transport: PlainTransport) -> None:
     user = f"lin{transport}"
     kam.add_user(user, PASSWORD)
-    lp = Linphone(work / f"linphone-{transport}", user, transport=transport, seconds=60)  # type: ignore[arg-type]
+    lp = Linphone(work / f"linphone-{transport}", user, transport=transport, seconds=60)
     lp.start()
     try:
         lp.register(user, PASSWORD, LOOPBACK, kam.sip_port)
@@ -353,9 +358,9 @@ def main() -> int:
         cap = Capture(work, kam.sip_port)
         try:
             c.run("sipp", lambda: check_sipp(c, kam, work))
-            for t in ("udp", "tcp"):
-                c.run(f"baresip {t}", lambda t=t: check_baresip(c, kam, work, t))  # type: ignore[misc]
-                c.run(f"linphonec {t}", lambda t=t: check_linphone(c, kam, work, t))  # type: ignore[misc]
+            for t in PLAIN_TRANSPORTS:
+                c.run(f"baresip {t}", functools.partial(check_baresip, c, kam, work, t))
+                c.run(f"linphonec {t}", functools.partial(check_linphone, c, kam, work, t))
             c.run("baresip quit", lambda: check_baresip_quit(c, kam, work))
         finally:
             cap.stop()
