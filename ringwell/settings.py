@@ -48,7 +48,7 @@ class Settings:
     auth_failure_window: int = 60
     auth_block_seconds: int = 300
     nonce_lifetime: int = 300
-    digest_algorithms: str = "MD5,SHA-256"
+    digest_algorithms: str = "MD5"
     log_level: str = "INFO"
 
     @property
@@ -110,7 +110,7 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError("bind", "must be an IP address") from None
     if values.get("min_expires", 60) > values.get("max_expires", 7200):
         raise ConfigError("min_expires", "must not exceed max_expires")
-    algorithms = [a.strip().upper() for a in values.get("digest_algorithms", "MD5,SHA-256").split(",")]
+    algorithms = [a.strip().upper() for a in values.get("digest_algorithms", "MD5").split(",")]
     if not algorithms or any(a not in ("MD5", "SHA-256") for a in algorithms) or len(set(algorithms)) != len(
         algorithms
     ):

@@ -27,6 +27,7 @@ async def server(tmp_path):
         "RINGWELL_BIND": "127.0.0.1", "RINGWELL_SIP_PORT": str(sip), "RINGWELL_TLS_PORT": str(tls),
         "RINGWELL_HTTP_PORT": str(http), "RINGWELL_AUTH_FAILURES_PER_SOURCE": "8",
         "RINGWELL_AUTH_FAILURES_PER_USER": "6", "RINGWELL_MAX_MESSAGE_SIZE": "8000",
+        "RINGWELL_DIGEST_ALGORITHMS": "SHA-256,MD5",
     })
     srv = RingwellServer(settings)
     await srv.start()
