@@ -343,7 +343,8 @@ class SipEndpoint:
     # -- REGISTER with digest --------------------------------------------------------------
     def _challenge(self, key: tuple[str, ...], entry: _Entry, request: Request, *, stale: bool = False) -> None:
         nonce = self.nonces.issue(time.time())
-        headers = [("WWW-Authenticate", value) for value in challenge(self.realm, nonce, stale=stale, algorithms=self.algorithms)]
+        values = challenge(self.realm, nonce, stale=stale, algorithms=self.algorithms)
+        headers = [("WWW-Authenticate", value) for value in values]
         self._respond(key, entry, make_response(request, 401, "Unauthorized", headers))
 
     def _register(self, request: Request, key: tuple[str, ...], entry: _Entry) -> None:
