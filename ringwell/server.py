@@ -137,21 +137,27 @@ class RingwellServer:
                  settings.http_port)
 
     async def stop(self) -> None:
-        if self._http is not None and self._http_task is not None:
-            self._http.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._http_task
-        await self.endpoint.stop()
-        if self.udp is not None:
-            self.udp.close()
-        await self.tcp.stop()
-        if self.tls is not None:
-            await self.tls.stop()
-        await self.store.stop()
-        await self.engine.dispose()
-        if self._security_handler is not None:
-            logging.getLogger("ringwell.security").removeHandler(self._security_handler)
-            self._security_handler.close()
+        """Stop taking messages first, then the logic, then write what is left (idempotent)."""
+        try:
+            if self._http is not None and self._http_task is not None:
+                self._http.should_exit = True
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._http_task
+                self._http_task = None
+            if self.udp is not None:
+                self.udp.close()
+                self.udp = None
+            await self.tcp.stop()
+            if self.tls is not None:
+                await self.tls.stop()
+            await self.endpoint.stop()
+            await self.store.stop()
+        finally:
+            await self.engine.dispose()
+            if self._security_handler is not None:
+                logging.getLogger("ringwell.security").removeHandler(self._security_handler)
+                self._security_handler.close()
+                self._security_handler = None
 
 
 async def serve(settings: Settings) -> None:
@@ -161,8 +167,8 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
     try:
+        await server.start()
         await stop.wait()
     finally:
         log.info("shutting down")

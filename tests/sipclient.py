@@ -122,8 +122,9 @@ class Client:
         challenge = next(c for c in (digest.parse_challenge(v) for v in first.headers.get_all("www-authenticate"))
                          if c is not None and c.algorithm == algorithm)
         auth = digest.authorize(challenge, "REGISTER", f"sip:{self.host}:{self.port}", user, password)
-        self.send(self.build("REGISTER", user=user, call_id=call_id, cseq=cseq + 1,
-                             extra=extra + f"Authorization: {auth}\r\n"))
+        self.last_authorized = self.build("REGISTER", user=user, call_id=call_id, cseq=cseq + 1,
+                                          extra=extra + f"Authorization: {auth}\r\n")
+        self.send(self.last_authorized)
         return await self.final()
 
 

@@ -31,6 +31,7 @@ from ringwell.sip.transaction import (
     ServerInviteTransaction,
     ServerNonInviteTransaction,
     StartTimer,
+    State,
     Terminated,
     Timeout,
     Timer,
@@ -50,6 +51,7 @@ ALLOWED = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER"})
 SUPPORTED: frozenset[str] = frozenset({"path"})
 ACCEPTED_TYPES = frozenset({"application/sdp", "multipart/mixed", "multipart/alternative"})
 MAX_PENDING_LOOKUPS = 256
+MAX_USERNAME = 64  # the longest SIP username the database holds
 
 Reply = Callable[[bytes], None]
 ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
@@ -61,15 +63,21 @@ def screen_request(request: Request) -> Rejection | None:
     A broken REGISTER is refused before any challenge: the To must be a SIP AOR and the
     Contact values must parse.
     """
-    rejection = check_request(request, allowed=ALLOWED, supported=SUPPORTED, accepted_types=ACCEPTED_TYPES)
+    try:
+        rejection = check_request(request, allowed=ALLOWED, supported=SUPPORTED, accepted_types=ACCEPTED_TYPES)
+    except ValueError as exc:  # a list header that cannot be split (an unterminated quote)
+        return Rejection(400, f"Malformed header: {exc}")
     if rejection is not None or request.method != "REGISTER":
         return rejection
     if not isinstance(request.to.uri, SipUri):
         return Rejection(400, "To must be a SIP or SIPS URI")
     try:
         parse_contacts(request.headers.get_all("contact"))
+        request.headers.values("path")
     except RemoteProtocolError as exc:
         return Rejection(400, str(exc))
+    except ValueError as exc:
+        return Rejection(400, f"Malformed Path: {exc}")
     return None
 
 
@@ -202,8 +210,10 @@ class SipEndpoint:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-        for task in list(self._background):
+        tasks = list(self._background)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for entry in self._txns.values():
             for handle in entry.timers.values():
                 handle.cancel()
@@ -269,9 +279,22 @@ class SipEndpoint:
             txn = ServerNonInviteTransaction(request, reliable, self.timers)
         entry = _Entry(txn, reply, source)
         self._txns[key] = entry
-        if method == "INVITE":
-            self._respond(key, entry, make_response(request, 100))
-        self._dispatch(request, key, entry)
+        try:
+            if method == "INVITE":
+                self._respond(key, entry, make_response(request, 100))
+            self._dispatch(request, key, entry)
+        except Exception:
+            self._internal_error(request, key, entry)
+
+    def _internal_error(self, request: Request, key: tuple[str, ...], entry: _Entry) -> None:
+        """A bug must not leak the transaction or leave the client waiting: answer 500."""
+        if self._throttle.allow():
+            log.exception("error handling %s from %s", request.method, entry.source)
+        try:
+            self._respond(key, entry, make_response(request, 500, "Server Internal Error"))
+        finally:
+            if entry.txn.state not in (State.COMPLETED, State.ACCEPTED, State.CONFIRMED):
+                self._execute(key, entry, [Terminated()])
 
     def _dispatch(self, request: Request, key: tuple[str, ...], entry: _Entry) -> None:
         rejection = screen_request(request)
@@ -365,6 +388,10 @@ class SipEndpoint:
         if self.guard.blocked(source.host, creds.username, now):
             self._respond(key, entry, make_response(request, 403, "Forbidden"))
             return
+        if len(creds.username) > MAX_USERNAME:
+            # Never stored, so never a real user: answered like any unknown user, not cached.
+            self._authenticated(request, key, entry, creds, None)
+            return
         record = self.credentials.get(creds.username, now)
         if not isinstance(record, _Missing):
             self._authenticated(request, key, entry, creds, record)
@@ -382,13 +409,13 @@ class SipEndpoint:
     ) -> None:
         try:
             record = await self.credentials.fetch(creds.username, time.time())
+            self._authenticated(request, key, entry, creds, record)
+        except asyncio.CancelledError:
+            raise
         except Exception:
-            log.exception("credential look-up failed")
-            self._respond(key, entry, make_response(request, 500, "Server Internal Error"))
-            return
+            self._internal_error(request, key, entry)
         finally:
             self._pending_lookups -= 1
-        self._authenticated(request, key, entry, creds, record)
 
     def _authenticated(
         self, request: Request, key: tuple[str, ...], entry: _Entry, creds: Credentials, record: CredentialRecord | None
@@ -400,8 +427,13 @@ class SipEndpoint:
             ha1 = record.ha1_sha256
         else:
             ha1 = record.ha1_md5
-        verdict = verify(creds, ha1, request.method, self.realm, self.nonces, now)
+        verdict = verify(creds, ha1, request.method, self.realm, self.nonces, now, self.algorithms)
         source = entry.source
+        if verdict is Verdict.UNKNOWN_NONCE:
+            # Not one of our nonces (forged, or from before a secret change): no password was
+            # checked, so nothing is counted against the source or the user.
+            self._challenge(key, entry, request)
+            return
         if record is None or verdict is Verdict.FAIL:
             self.stats.auth_failures += 1
             self.guard.failure(source.host, source.port, source.transport, creds.username, request.method, now)

@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from ringwell.features.accounts.repository import CredentialRecord
 from ringwell.features.registrations import repository as repo
-from ringwell.features.registrations.models import BindingRow
 from ringwell.sip.errors import RemoteProtocolError
 from ringwell.sip.message import Request, parse_contacts
 from ringwell.sip.uri import NameAddr, SipUri
@@ -208,8 +207,8 @@ class Registrar:
         return Outcome(200, "OK", tuple(headers))
 
 
-def _row(binding: Binding) -> BindingRow:
-    return BindingRow(
+def _row(binding: Binding) -> dict[str, Any]:
+    return dict(
         org_id=binding.org_id,
         credential_id=binding.credential_id,
         binding_key=binding.key,
@@ -224,7 +223,7 @@ def _row(binding: Binding) -> BindingRow:
         source_port=binding.source.port,
         path=binding.path,
         updated_at=datetime.now(UTC),
-    )
+    )  # fmt: skip
 
 
 class BindingStore:

@@ -113,4 +113,6 @@ class AuthGuard:
         for key in stale:
             del table[key]
         if len(table) >= self._max_tracked:
-            table.clear()
+            # Still full: forget counters that are not blocking anyone; never lift a block.
+            for key in [k for k, c in table.items() if c.blocked_until <= now][: self._max_tracked // 2]:
+                del table[key]

@@ -37,11 +37,12 @@ __all__ = [
 #: Supported algorithms, most preferred first (RFC 8760 §2.4: offer the strongest first).
 ALGORITHMS = ("SHA-256", "MD5")
 _HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+_HEX_RE = re.compile(r"[0-9a-f]{32}|[0-9a-f]{64}")
 _PARAM_RE = re.compile(r'\s*([A-Za-z0-9\-_.!%*+`\'~]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]*)\s*(?:,|$)')
 
 
 def _h(algorithm: str, text: str) -> str:
-    base = algorithm.removesuffix("-sess").upper()
+    base = algorithm.upper().removesuffix("-SESS")
     return _HASHES[base](text.encode("utf-8")).hexdigest()
 
 
@@ -177,8 +178,9 @@ def challenge(realm: str, nonce: str, *, stale: bool = False, algorithms: tuple[
 
 class Verdict(enum.Enum):
     OK = "ok"
-    STALE = "stale"  # right password, old nonce: challenge again with stale=true
-    FAIL = "fail"
+    STALE = "stale"  # right password, but an old nonce or a reused count: challenge again, stale=true
+    FAIL = "fail"  # wrong password (or not our realm/algorithm): counts as a failed attempt
+    UNKNOWN_NONCE = "unknown-nonce"  # not a nonce we issued: challenge again, proves nothing
 
 
 def expected_response(creds: Credentials, ha1: str, method: str) -> str:
@@ -199,18 +201,20 @@ def verify(
     realm: str,
     nonces: NonceManager,
     now: float,
+    offered: tuple[str, ...] = ALGORITHMS,
 ) -> Verdict:
     """Check credentials against the stored HA1 for their algorithm.
 
-    qop=auth is required (we always offer it), and its nonce-count must grow.
+    Only the algorithms offered are accepted (no downgrade); qop=auth is required (we always
+    offer it), and its nonce-count must grow.
     """
     if creds.realm != realm or creds.qop != "auth" or not creds.nc or not creds.cnonce:
         return Verdict.FAIL
-    if creds.algorithm.removesuffix("-SESS") not in _HASHES:
+    if creds.algorithm.removesuffix("-SESS") not in offered or not _HEX_RE.fullmatch(creds.response):
         return Verdict.FAIL
     state = nonces.state(creds.nonce, now)
     if state is NonceState.INVALID:
-        return Verdict.FAIL
+        return Verdict.UNKNOWN_NONCE
     if not hmac.compare_digest(expected_response(creds, ha1, method), creds.response):
         return Verdict.FAIL
     if state is NonceState.STALE:
@@ -220,7 +224,7 @@ def verify(
     except ValueError:
         return Verdict.FAIL
     if not nonces.accept_count(creds.nonce, nc, now):
-        return Verdict.FAIL
+        return Verdict.STALE  # a replay, or a client reusing a count: the password was right
     return Verdict.OK
 
 

@@ -74,7 +74,7 @@ _SINGLE = frozenset(
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _VERSION_RE = re.compile(r"SIP/(\d+)\.(\d+)", re.IGNORECASE)
 _CALLID_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+)?")
-_CSEQ_RE = re.compile(r"(\d+)[ \t]+(\S+)")
+_CSEQ_RE = re.compile(r"([0-9]+)[ \t]+(\S+)")
 _VIA_RE = re.compile(r"([^\s/]+)[ \t]*/[ \t]*([^\s/]+)[ \t]*/[ \t]*([^\s/;]+)[ \t]+([^;]+?)[ \t]*((?:;.*)?)", re.S)
 _DATE_RE = re.compile(
     r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -92,7 +92,7 @@ def canonical(name: str) -> str:
     if found is None:
         lname = name.lower()
         found = COMPACT_FORMS.get(lname, lname)
-        if len(_CANONICAL) < 4096:  # bounded: header names are attacker-chosen
+        if len(_CANONICAL) < 4096 and len(name) <= 64:  # bounded: header names are attacker-chosen
             _CANONICAL[name] = found
     return found
 
@@ -643,7 +643,7 @@ def _parse_response(start: str, headers: Headers, rest: bytes, datagram: bool) -
     match = _VERSION_RE.fullmatch(version)
     if not match or (match.group(1), match.group(2)) != ("2", "0"):
         raise RemoteProtocolError("Unsupported SIP version in response")
-    if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+    if not re.fullmatch(r"[1-6][0-9][0-9]", code):
         raise RemoteProtocolError("Malformed status code")
     _check_core(headers)
     body = _body(headers, rest, datagram)

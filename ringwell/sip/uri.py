@@ -81,7 +81,7 @@ def split_hostport(text: str) -> tuple[str, int | None]:
         port_text = port_text_ if sep else None
     port: int | None = None
     if port_text is not None:
-        if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
+        if not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
             raise ValueError("invalid port")
         port = int(port_text)
     return parse_host(host), port
@@ -239,6 +239,8 @@ def parse_uri(text: str) -> Uri:
     if cached is not None:
         return cached
     uri = _parse_uri(text)
+    if len(text) > 256:  # bounded in bytes too: URIs are attacker-chosen
+        return uri
     if len(_URI_CACHE) >= _URI_CACHE_SIZE:
         _URI_CACHE.clear()
     _URI_CACHE[text] = uri
@@ -288,7 +290,7 @@ class NameAddr:
 
 
 _QUOTED_RE = re.compile(r'"(?:[^"\\\r\n]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*"')
-_GENVALUE_RE = re.compile(r'[A-Za-z0-9\-.!%*_+`\'~\[\]:]+|"(?:[^"\\]|\\.)*"')
+_GENVALUE_RE = re.compile(r'[A-Za-z0-9\-.!%*_+`\'~\[\]:]+|"(?:[^"\\\r\n]|\\[^\r\n])*"')
 
 
 def parse_generic_params(text: str) -> tuple[tuple[str, str | None], ...]:

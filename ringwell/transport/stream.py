@@ -15,7 +15,9 @@ from ringwell.transport.source import Source
 __all__ = ["StreamConnection", "StreamServer"]
 
 log = logging.getLogger(__name__)
-IDLE_TIMEOUT = 3600.0
+IDLE_TIMEOUT = 3600.0  # phones keep flows open with keep-alives (RFC 5626) well within this
+MAX_CONNECTIONS = 10_000
+MAX_WRITE_BUFFER = 1024 * 1024  # a peer that never reads is cut off, not buffered for
 
 MessageHandler = Callable[[bytes, Source, "StreamConnection"], None]
 ErrorHandler = Callable[[RemoteProtocolError, Source, "StreamConnection"], None]
@@ -27,14 +29,29 @@ class StreamConnection(asyncio.Protocol):
         self._framer = StreamFramer(server.max_message_size)
         self._transport: asyncio.Transport | None = None
         self.source: Source | None = None
+        self._idle: asyncio.TimerHandle | None = None
+
+    def _touch(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(IDLE_TIMEOUT, self.close)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        if len(self._server.connections) >= MAX_CONNECTIONS:
+            log.warning("refusing a %s connection: %d open", self._server.name, MAX_CONNECTIONS)
+            self._transport.abort()
+            self._transport = None
+            return
+        self._touch()
         peer = transport.get_extra_info("peername")
         self.source = Source(self._server.name, str(peer[0]), int(peer[1]))
         self._server.connections[(self.source.host, self.source.port)] = self
 
     def data_received(self, data: bytes) -> None:
+        if self._transport is None:
+            return
+        self._touch()
         framer = self._framer
         framer.feed(data)
         source = self.source
@@ -56,13 +73,20 @@ class StreamConnection(asyncio.Protocol):
             self._server.on_message(event, source, self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.source is not None:
+        if self._idle is not None:
+            self._idle.cancel()
+        if self.source is not None and self._server.connections.get((self.source.host, self.source.port)) is self:
             self._server.connections.pop((self.source.host, self.source.port), None)
         self._transport = None
 
     def send(self, data: bytes) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+                log.warning("closing %s connection from %s: it does not read", self._server.name, self.source)
+                transport.abort()
+                return
+            transport.write(data)
 
     def close(self) -> None:
         if self._transport is not None:

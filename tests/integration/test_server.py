@@ -90,9 +90,15 @@ async def test_replayed_authorization_is_refused(server):
     try:
         assert (await c.register("alice", "alice-secret")).status == 200
         # Send the authenticated REGISTER again as a new transaction: same nonce and nc.
-        c.send(c.build("REGISTER", extra="Contact: <sip:alice@127.0.0.1:9>\r\n"))
+        log = server.settings.data_dir / "security.log"
+        before = log.read_text() if log.exists() else ""
+        authorized = c.last_authorized
+        c.send(authorized.replace(b"z9hG4bK", b"z9hG4bKreplay", 1))  # a new transaction, same credentials
         challenge = await c.final()
         assert challenge.status == 401
+        assert all("stale=true" in v for v in challenge.headers.get_all("www-authenticate"))
+        assert (log.read_text() if log.exists() else "") == before  # not counted as a failed login
+        assert len(await stored_bindings(server)) == 1
     finally:
         await c.close()
 
@@ -257,6 +263,7 @@ async def test_torture_requests_over_udp(server, vector):
         except TimeoutError:
             assert "drop" in expected, f"{vector.id}: no answer"
             return
+        assert status in REFUSALS | {200, 401, 405, 480, 481, 501}, f"{vector.id}: {raw[:60]!r}"
         got = status if status in REFUSALS | {501, 401} else "valid"
         if got == 401 and 401 not in expected:
             got = "valid"  # a REGISTER that is fine gets challenged
@@ -305,4 +312,4 @@ async def test_a_flood_from_one_source_does_not_starve_another(server):
         out, _ = await asyncio.wait_for(flooder.communicate(), 20)
     assert int(out) > 60_000
     assert server.endpoint.intake.dropped > 0  # the flood overflowed its own queue ...
-    assert max(latencies) < 0.5, latencies  # ... while the other source was served promptly
+    assert max(latencies) < 1.0, latencies  # ... while the other source was served promptly

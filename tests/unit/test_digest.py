@@ -48,7 +48,8 @@ def test_replayed_nonce_count_is_refused_and_higher_count_accepted():
     nonces = d.NonceManager(b"k" * 32)
     creds, ha1 = roundtrip(nonces)
     assert d.verify(creds, ha1, "REGISTER", "ringwell", nonces, 101.0) is d.Verdict.OK
-    assert d.verify(creds, ha1, "REGISTER", "ringwell", nonces, 102.0) is d.Verdict.FAIL
+    # The same count again is refused; the password was right, so it is "stale", not a failure.
+    assert d.verify(creds, ha1, "REGISTER", "ringwell", nonces, 102.0) is d.Verdict.STALE
     chal = d.Challenge("ringwell", creds.nonce, "SHA-256", ("auth",))
     again = d.parse_credentials(d.authorize(chal, "REGISTER", "sip:example.com", "alice", "right", nc=2))
     assert d.verify(again, ha1, "REGISTER", "ringwell", nonces, 103.0) is d.Verdict.OK
@@ -67,7 +68,7 @@ def test_forged_nonce_and_other_realm_fail():
     nonces = d.NonceManager(b"k" * 32)
     other = d.NonceManager(b"x" * 32)
     creds, ha1 = roundtrip(other)
-    assert d.verify(creds, ha1, "REGISTER", "ringwell", nonces, 101.0) is d.Verdict.FAIL
+    assert d.verify(creds, ha1, "REGISTER", "ringwell", nonces, 101.0) is d.Verdict.UNKNOWN_NONCE
     creds, ha1 = roundtrip(nonces)
     assert d.verify(creds, ha1, "REGISTER", "elsewhere", nonces, 101.0) is d.Verdict.FAIL
 
@@ -86,3 +87,23 @@ def test_unknown_scheme_and_garbage():
         d.parse_credentials('Digest username="a", realm=')
     with pytest.raises(ValueError):
         d.parse_credentials('Digest username="a"')
+
+
+@pytest.mark.parametrize("algorithm", ["MD5-sess", "SHA-256-sess"])
+def test_sess_variants(algorithm):
+    nonces = d.NonceManager(b"k" * 32)
+    base = algorithm.upper().removesuffix("-SESS")
+    chal = d.Challenge("ringwell", nonces.issue(1.0), algorithm.upper(), ("auth",))
+    creds = d.parse_credentials(d.authorize(chal, "REGISTER", "sip:x", "alice", "pw"))
+    ha1 = d.compute_ha1("alice", "ringwell", "pw", base)
+    assert d.verify(creds, ha1, "REGISTER", "ringwell", nonces, 2.0) is d.Verdict.OK
+
+
+def test_only_offered_algorithms_and_hex_responses_are_accepted():
+    nonces = d.NonceManager(b"k" * 32)
+    creds, ha1 = roundtrip(nonces, algorithm="MD5")
+    assert d.verify(creds, ha1, "REGISTER", "ringwell", nonces, 101.0, offered=("SHA-256",)) is d.Verdict.FAIL
+    creds, ha1 = roundtrip(nonces, algorithm="MD5")
+    forged = d.Credentials(creds.username, creds.realm, creds.nonce, creds.uri, "é" * 32, "MD5", "auth", "00000001",
+                           "c")
+    assert d.verify(forged, ha1, "REGISTER", "ringwell", nonces, 101.0) is d.Verdict.FAIL

@@ -55,7 +55,7 @@ def test_mutated_messages(seed, data):
         if op == "flip" and buf:
             buf[pos] = data.draw(st.integers(0, 255))
         elif op == "insert":
-            buf[pos:pos] = data.draw(st.sampled_from([b"\r\n", b" ", b",", b";", b":", b"<", b'"', b"\x00", b"%"]))
+            buf[pos:pos] = data.draw(st.sampled_from([b"\r\n", b" ", b",", b";", b":", b"<", b'"', b"\x00", b"%", "²".encode()]))
         elif op == "delete" and buf:
             del buf[pos]
         elif op == "truncate":

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ringwell.features.accounts.models import Organization, SipCredential
@@ -24,20 +25,23 @@ async def active_bindings(session: AsyncSession, now: datetime) -> Sequence[tupl
     return [(row, username) for row, username in result.all()]
 
 
-def _keys_clause(keys: Sequence[tuple[str, str]]) -> object:
-    return or_(*(and_(BindingRow.credential_id == c, BindingRow.binding_key == k) for c, k in keys))
+_TABLE = cast(Table, BindingRow.__table__)
+_DELETE_ONE = delete(_TABLE).where(_TABLE.c.credential_id == bindparam("c"), _TABLE.c.binding_key == bindparam("k"))
 
 
 async def delete_bindings(session: AsyncSession, keys: Sequence[tuple[str, str]]) -> None:
-    for start in range(0, len(keys), 200):
-        chunk = keys[start : start + 200]
-        await session.execute(delete(BindingRow).where(_keys_clause(chunk)))  # type: ignore[arg-type]
+    """Delete bindings by (credential, key): one executemany, not one ORM object each."""
+    if keys:
+        connection = await session.connection()
+        await connection.execute(_DELETE_ONE, [{"c": c, "k": k} for c, k in keys])
 
 
-async def save_bindings(session: AsyncSession, rows: Sequence[BindingRow]) -> None:
-    """Insert or replace bindings (by credential and key)."""
-    await delete_bindings(session, [(row.credential_id, row.binding_key) for row in rows])
-    session.add_all(rows)
+async def save_bindings(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or replace bindings (by credential and key), given as column dicts."""
+    if rows:
+        await delete_bindings(session, [(row["credential_id"], row["binding_key"]) for row in rows])
+        connection = await session.connection()
+        await connection.execute(insert(_TABLE), list(rows))
 
 
 async def delete_expired(session: AsyncSession, now: datetime) -> None:
