@@ -29,6 +29,9 @@ def _parses(data: bytes) -> bool:
 VALID = [d for d in SEEDS if _parses(d)]
 
 
+INSERTS = [b"\r\n", b" ", b",", b";", b":", b"<", b'"', b"\x00", b"%", "²".encode()]
+
+
 def outcome(data: bytes, datagram: bool = True) -> object:
     try:
         message = parse_message(data, datagram=datagram)
@@ -55,7 +58,7 @@ def test_mutated_messages(seed, data):
         if op == "flip" and buf:
             buf[pos] = data.draw(st.integers(0, 255))
         elif op == "insert":
-            buf[pos:pos] = data.draw(st.sampled_from([b"\r\n", b" ", b",", b";", b":", b"<", b'"', b"\x00", b"%", "²".encode()]))
+            buf[pos:pos] = data.draw(st.sampled_from(INSERTS))
         elif op == "delete" and buf:
             del buf[pos]
         elif op == "truncate":
