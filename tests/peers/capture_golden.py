@@ -49,6 +49,7 @@ def slug(message: bytes) -> str:
 
 def peer_session(server: RingwellServer, work: Path, peer: str) -> None:
     user = f"golden-{peer}"
+    work.mkdir(parents=True, exist_ok=True)
     if peer == "sipp":
         users = write_users_csv(work / "u.csv", [(user, PASSWORD)])
         run_sipp(server.sip_port, write_register_scenario(work), work / "reg", users_csv=users)
