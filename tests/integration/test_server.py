@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import sys
 import time
 from datetime import UTC, datetime
@@ -336,3 +337,33 @@ async def test_without_rport_the_answer_goes_to_the_via_port(server):
     finally:
         listener.close()
         sender.close()
+
+
+async def test_tls_uses_a_configured_certificate_or_generates_one(tmp_path):
+    from tests.peers.certs import make_self_signed
+
+    async def served_certificate(extra):
+        data = tmp_path / f"data{len(extra)}"
+        ensure_config(data)
+        settings = load_settings(data, {
+            "RINGWELL_BIND": "127.0.0.1", "RINGWELL_SIP_PORT": str(free_port()), "RINGWELL_TLS_PORT": str(free_port()),
+            "RINGWELL_HTTP_PORT": str(free_port()), **extra,
+        })
+        srv = RingwellServer(settings)
+        await srv.start()
+        try:
+            c = await Client("tls", "127.0.0.1", settings.tls_port).open()
+            der = c._writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            await c.close()
+        finally:
+            await srv.stop()
+        return der, data
+
+    generated, data = await served_certificate({})
+    assert (data / "tls" / "cert.pem").exists()
+    assert oct((data / "tls" / "key.pem").stat().st_mode & 0o777) == "0o600"
+    mine = make_self_signed(tmp_path / "mine")
+    configured, _ = await served_certificate({"RINGWELL_TLS_CERT": str(mine.cert), "RINGWELL_TLS_KEY": str(mine.key)})
+    pem = mine.cert.read_text()
+    assert ssl.DER_cert_to_PEM_cert(configured).split() == pem.split()
+    assert configured != generated
