@@ -112,7 +112,6 @@ class RingwellServer:
         log.info("loaded %d registrations", loaded)
         bind = settings.bind
         self.udp = await open_udp(bind, settings.sip_port, self._datagram)
-        self.endpoint.udp_sender = self.udp.send
         await self.tcp.start(bind, settings.sip_port)
         if settings.tls_cert and settings.tls_key:
             cert, key = Path(settings.tls_cert), Path(settings.tls_key)

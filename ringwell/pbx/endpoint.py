@@ -184,8 +184,6 @@ class SipEndpoint:
         self._background: set[asyncio.Task[Any]] = set()
         self._throttle = _Throttle()
         self._dummy_ha1 = hashlib.sha256(secrets.token_bytes(16)).hexdigest()
-        #: Sends a datagram anywhere (set by the server): used to answer at the Via port.
-        self.udp_sender: Callable[[bytes, str, int], None] | None = None
 
     # -- intake ----------------------------------------------------------------------------
     def datagram(self, data: bytes, source: Source, reply: Reply) -> None:
@@ -263,14 +261,6 @@ class SipEndpoint:
         self._request(message, source, reply)
 
     def _request(self, request: Request, source: Source, reply: Reply) -> None:
-        top = request.top_via
-        if source.transport == "udp" and top.param("rport") is None and self.udp_sender is not None:
-            # RFC 3261 §18.2.2: without rport the response goes to the source address and the
-            # port in the Via's sent-by (5060 by default), not to the port it came from.
-            port = top.port or 5060
-            if port != source.port:
-                sender, host = self.udp_sender, source.host
-                reply = lambda data: sender(data, host, port)  # noqa: E731
         request.stamp_received(source.host, source.port)
         now = time.time()
         key = server_key(request)

@@ -4,7 +4,6 @@ brute-force blocking, retransmissions and fairness under a flood."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 import sys
 import time
@@ -315,28 +314,6 @@ async def test_a_flood_from_one_source_does_not_starve_another(server):
     assert int(out) > 60_000
     assert server.endpoint.intake.dropped > 0  # the flood overflowed its own queue ...
     assert max(latencies) < 1.0, latencies  # ... while the other source was served promptly
-
-
-async def test_without_rport_the_answer_goes_to_the_via_port(server):
-    """RFC 3261 §18.2.2: a client that sends from one port and listens on its Via port."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.settimeout(3)
-    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sender.bind(("127.0.0.1", 0))
-    via_port = listener.getsockname()[1]
-    try:
-        message = (
-            f"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{via_port};branch=z9hG4bKnorport\r\n"
-            "From: <sip:a@x>;tag=1\r\nTo: <sip:a@x>\r\nCall-ID: norport\r\nCSeq: 1 OPTIONS\r\n"
-            "Content-Length: 0\r\n\r\n"
-        )
-        sender.sendto(message.encode(), ("127.0.0.1", server.settings.sip_port))
-        data = await asyncio.to_thread(listener.recv, 4000)
-        assert data.startswith(b"SIP/2.0 200 OK")
-    finally:
-        listener.close()
-        sender.close()
 
 
 async def test_tls_uses_a_configured_certificate_or_generates_one(tmp_path):
