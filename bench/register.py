@@ -29,18 +29,17 @@ import csv
 import datetime as dt
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.peers.kamailio import Kamailio, bench_password
 from tests.peers.ports import free_port
 from tests.peers.proc import tree_cpu_seconds
+from tests.peers.scratch import scratch_dir
 from tests.peers.server import RingwellServer
 from tests.peers.sipp import SippResult, run_sipp, write_register_scenario, write_users_csv
 
@@ -384,16 +383,8 @@ def record(runs: dict[str, ServerRun], argv: Sequence[str], started: dt.datetime
 # --- main -----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def scratch(keep: bool) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="ringwell-bench-register-"))
-    try:
-        yield path
-    finally:
-        if keep:
-            print(f"files kept in {path}")
-        else:
-            shutil.rmtree(path, ignore_errors=True)
+def scratch(keep: bool) -> contextlib.AbstractContextManager[Path]:
+    return scratch_dir("ringwell-bench-register-", keep)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

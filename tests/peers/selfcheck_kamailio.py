@@ -24,15 +24,13 @@ import argparse
 import contextlib
 import functools
 import re
-import shutil
 import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -42,6 +40,7 @@ from tests.peers.kamailio import Kamailio
 from tests.peers.linphone import Linphone
 from tests.peers.ports import LOOPBACK, free_port
 from tests.peers.proc import BoundedProcess
+from tests.peers.scratch import scratch_dir
 from tests.peers.sipp import (
     run_sipp,
     write_options_scenario,
@@ -335,16 +334,8 @@ def check_tls(c: Checks, work: Path) -> None:
         stub.close()
 
 
-@contextlib.contextmanager
-def workdir(keep: bool) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="ringwell-selfcheck-"))
-    try:
-        yield path
-    finally:
-        if keep:
-            print(f"files kept in {path}")
-        else:
-            shutil.rmtree(path, ignore_errors=True)
+def workdir(keep: bool) -> contextlib.AbstractContextManager[Path]:
+    return scratch_dir("ringwell-selfcheck-", keep)
 
 
 def main() -> int:
