@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import dataclasses
 import json
 import logging
 import sys
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 from ringwell import __version__
 from ringwell.errors import ConfigError, DomainError
 from ringwell.features.accounts.service import AccountsService, UserSpec
+from ringwell.features.cdr import service as cdr
 from ringwell.features.registrations import repository as registrations
 from ringwell.settings import Settings, ensure_config, load_settings
 from ringwell.storage.engine import create_engine, migrate, session_factory
@@ -187,6 +189,56 @@ def cmd_registrations(args: argparse.Namespace) -> int:
     return 0
 
 
+def _call_json(call: cdr.CallView) -> dict[str, Any]:
+    row = dataclasses.asdict(call)
+    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in row.items()}
+
+
+def _call_line(call: cdr.CallView, with_org: bool) -> list[str]:
+    to = call.callee_number
+    if call.callee_extension and call.callee_extension != call.callee_number:
+        to += f" ({call.callee_extension})"
+    cause = " ".join(str(part) for part in (call.sip_status, call.sip_reason) if part is not None)
+    line = [
+        call.started_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        call.caller_extension or call.caller_number or "-",
+        to,
+        call.disposition or "in progress",
+        "-" if call.ring_seconds is None else f"{call.ring_seconds:.1f}",
+        "-" if call.talk_seconds is None else f"{call.talk_seconds:.1f}",
+        call.hangup_by or "-",
+        cause or "-",
+        call.codec or "-",
+    ]
+    return [call.org_name, *line] if with_org else line
+
+
+def cmd_calls(args: argparse.Namespace) -> int:
+    async def action(accounts: AccountsService, sessions: Any) -> list[cdr.CallView]:
+        org_id = (await accounts.org(args.org)).id if args.org else None
+        return await cdr.list_calls(sessions, org_id, args.limit)
+
+    calls = _run(_Admin(_settings(args))(action))
+    if args.json:
+        print(json.dumps([_call_json(call) for call in calls], indent=2))
+        return 0
+    if not calls:
+        print("no calls")
+        return 0
+    with_org = not args.org
+    header = ["started (UTC)", "from", "to", "disposition", "ring s", "talk s", "hangup by", "cause", "codec"]
+    rows = [["org", *header] if with_org else header, *(_call_line(call, with_org) for call in calls)]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    numeric = {len(rows[0]) - 5, len(rows[0]) - 4}  # ring s, talk s
+    for row in rows:
+        cells = [
+            cell.rjust(width) if i in numeric else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", default=argparse.SUPPRESS, help="data directory (RINGWELL_DATA_DIR)")
@@ -222,6 +274,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--org")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_registrations)
+    p = admin.add_parser("calls", parents=[common], help="list call detail records, newest first")
+    p.add_argument("--org")
+    p.add_argument("--json", action="store_true", help="every field, times in ISO 8601 (UTC)")
+    p.add_argument("--limit", type=int, default=100, help="at most this many calls (default 100)")
+    p.set_defaults(func=cmd_calls)
     return parser
 
 

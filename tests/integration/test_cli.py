@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
+
+from ringwell.features.accounts.service import AccountsService
+from ringwell.features.cdr.service import CallClosed, CallOpened, CdrWriter
+from ringwell.storage.base import new_id
+from ringwell.storage.engine import create_engine, session_factory
 
 RINGWELL = [sys.executable, "-m", "ringwell"]
 
@@ -68,3 +75,92 @@ def test_config_error_exit_code(tmp_path):
     result = subprocess.run([*RINGWELL, "admin", "registrations", "--data-dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=60, env={"RINGWELL_SIP_PORT": "x", "PATH": ""})
     assert result.returncode == 2 and "sip_port" in result.stderr
+
+
+async def write_calls(db_url, calls):
+    """Write call records through the CDR writer, as the server does; returns their ids."""
+    engine = create_engine(db_url)
+    sessions = session_factory(engine)
+    accounts = AccountsService(sessions, "ringwell")
+    writer = CdrWriter(sessions)
+    ids = []
+    started = datetime(2026, 3, 1, 9, 30, 0, 250000, tzinfo=UTC)
+    try:
+        for offset, (org, caller, callee, disposition, status, reason) in enumerate(calls):
+            users = {user.extension: user.id for user, _ in await accounts.users(org)}
+            call_id = new_id()
+            at = started + timedelta(minutes=offset)
+            writer.opened(CallOpened(call_id, (await accounts.org(org)).id, f"{call_id}@10.0.0.5", "internal",
+                                     users[caller], caller, caller, callee, at))
+            answered = at + timedelta(seconds=3) if disposition == "answered" else None
+            ended = at + timedelta(seconds=45)
+            writer.closed(CallClosed(call_id, users.get(callee), callee, answered, ended,
+                                     ((answered or ended) - at).total_seconds(),
+                                     (ended - answered).total_seconds() if answered else 0.0, disposition, "caller",
+                                     status, reason, "PCMU" if answered else None,
+                                     {"caller": {"packets": 2100}} if answered else None))
+            ids.append(call_id)
+        await writer.stop()
+    finally:
+        await engine.dispose()
+    return ids
+
+
+async def test_admin_calls(tmp_path, db_url):
+    """On SQLite and PostgreSQL (the database chosen by RINGWELL_DATABASE_URL)."""
+    env = {**os.environ, "RINGWELL_DATABASE_URL": db_url}
+
+    def admin(*args, ok=True):
+        result = subprocess.run([*RINGWELL, "admin", *args, "--data-dir", str(tmp_path)], capture_output=True,
+                                text=True, timeout=60, env=env)
+        if ok:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def calls(*args, ok=True):
+        return admin("calls", *args, ok=ok)
+
+    assert json.loads(calls("--json").stdout) == []
+    assert "no calls" in calls().stdout
+    admin("create-org", "--name", "Acme")
+    admin("create-org", "--name", "Other")
+    for org, ext in (("Acme", "101"), ("Acme", "102"), ("Other", "201")):
+        admin("create-user", "--org", org, "--email", f"u{ext}@example.com", "--extension", ext)
+    answered, busy, other = await write_calls(db_url, [
+        ("Acme", "101", "102", "answered", 200, "OK"),
+        ("Acme", "102", "101", "busy", 486, "Busy Here"),
+        ("Other", "201", "299", "failed", 404, "Not Found"),
+    ])
+
+    rows = json.loads(calls("--json").stdout)
+    assert [row["id"] for row in rows] == [other, busy, answered]  # newest first
+    first = rows[2]
+    assert first == {
+        "id": answered, "org_id": first["org_id"], "org_name": "Acme", "sip_call_id": f"{answered}@10.0.0.5",
+        "direction": "internal", "caller_user_id": first["caller_user_id"], "caller_extension": "101",
+        "caller_number": "101", "callee_user_id": first["callee_user_id"], "callee_extension": "102",
+        "callee_number": "102", "started_at": "2026-03-01T09:30:00.250000+00:00",
+        "answered_at": "2026-03-01T09:30:03.250000+00:00", "ended_at": "2026-03-01T09:30:45.250000+00:00",
+        "last_alive_at": "2026-03-01T09:30:45.250000+00:00", "ring_seconds": 3.0, "talk_seconds": 42.0,
+        "state": "closed", "disposition": "answered", "hangup_by": "caller", "sip_status": 200, "sip_reason": "OK",
+        "codec": "PCMU", "media": {"caller": {"packets": 2100}}, "node": None,
+    }
+    assert len(first["org_id"]) == len(first["caller_user_id"]) == len(first["callee_user_id"]) == 36
+
+    assert [row["id"] for row in json.loads(calls("--org", "Acme", "--json").stdout)] == [busy, answered]
+    assert [row["id"] for row in json.loads(calls("--org", "Other", "--json").stdout)] == [other]
+    assert [row["id"] for row in json.loads(calls("--json", "--limit", "1").stdout)] == [other]
+
+    table = calls("--org", "Acme").stdout.splitlines()
+    assert table[0].split() == ["started", "(UTC)", "from", "to", "disposition", "ring", "s", "talk", "s",
+                                "hangup", "by", "cause", "codec"]
+    assert table[1].split() == ["2026-03-01T09:31:00Z", "102", "101", "busy", "45.0", "0.0", "caller", "486",
+                                "Busy", "Here", "-"]
+    assert table[2].split() == ["2026-03-01T09:30:00Z", "101", "102", "answered", "3.0", "42.0", "caller", "200",
+                                "OK", "PCMU"]
+    assert calls().stdout.splitlines()[1].split()[:2] == ["Other", "2026-03-01T09:32:00Z"]  # all orgs: org first
+
+    missing = calls("--org", "Nope", ok=False)
+    assert missing.returncode == 1 and "no organization named 'Nope'" in missing.stderr
+    bad = calls("--limit", "0", ok=False)
+    assert bad.returncode == 1 and "limit" in bad.stderr

@@ -31,6 +31,7 @@ class User(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
     email: Mapped[str] = mapped_column(String(320))
     extension: Mapped[str] = mapped_column(String(32))
+    ring_timeout: Mapped[int] = mapped_column(default=30, server_default="30")  # seconds before "no answer"
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

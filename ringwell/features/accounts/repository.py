@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ringwell.features.accounts.models import Organization, SipCredential, User
 
-__all__ = ["CredentialRecord", "credential_by_username", "org_by_name", "users_of_org"]
+__all__ = ["CredentialRecord", "Reachable", "credential_by_username", "org_by_name", "reachable", "users_of_org"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +76,30 @@ async def credential_by_username(session: AsyncSession, username: str) -> Creden
 async def credentials_of_org(session: AsyncSession, org_id: str) -> Sequence[SipCredential]:
     result = await session.execute(select(SipCredential).where(SipCredential.org_id == org_id))
     return result.scalars().all()
+
+
+@dataclass(frozen=True, slots=True)
+class Reachable:
+    """A user a call can ring: where the dial plan leads."""
+
+    user_id: str
+    extension: str
+    credential_ids: tuple[str, ...]
+    ring_timeout: int
+
+
+async def reachable(session: AsyncSession, org_id: str, dialled: str) -> Reachable | None:
+    """The user of ``org_id`` whose extension or SIP username is ``dialled`` (never another org's)."""
+    user = await user_by_extension(session, org_id, dialled)
+    if user is None:
+        result = await session.execute(
+            select(SipCredential.user_id).where(SipCredential.org_id == org_id, SipCredential.username == dialled)
+        )
+        user_id = result.scalar_one_or_none()
+        if user_id is None:
+            return None
+        user = await session.get(User, user_id)
+        if user is None or user.org_id != org_id:
+            return None
+    creds = await session.execute(select(SipCredential.id).where(SipCredential.user_id == user.id))
+    return Reachable(user.id, user.extension, tuple(creds.scalars().all()), user.ring_timeout)

@@ -70,6 +70,11 @@ class AccountsService:
             session.add(org)
         return org
 
+    async def reachable(self, org_id: str, dialled: str) -> repo.Reachable | None:
+        """Who a call from ``org_id`` to ``dialled`` (an extension or SIP username) rings."""
+        async with self._sessions() as session:
+            return await repo.reachable(session, org_id, dialled)
+
     async def org(self, name: str) -> Organization:
         async with self._sessions() as session:
             org = await repo.org_by_name(session, name)
