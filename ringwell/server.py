@@ -6,20 +6,29 @@ import asyncio
 import contextlib
 import gc
 import logging
+import resource
 import signal
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from ringwell.features.accounts.service import AccountsService
+from ringwell.features.cdr.service import CdrWriter
 from ringwell.http import build_app
+from ringwell.media.ports import PortPool
+from ringwell.media.relay import MediaRelay, MediaSession
+from ringwell.pbx.call import CallConfig
+from ringwell.pbx.calls import CachedDirectory, CallManager
 from ringwell.pbx.endpoint import CredentialCache, SipEndpoint
 from ringwell.pbx.registrar import BindingStore, Registrar, RegistrarLimits
 from ringwell.pbx.security import AuthGuard, GuardLimits, open_security_log
 from ringwell.settings import Settings
+from ringwell.sip.dialog import ViaSpec
 from ringwell.sip.digest import NonceManager
 from ringwell.storage.engine import create_engine, migrate, session_factory
 from ringwell.transport.certs import ensure_self_signed, server_context
@@ -30,6 +39,17 @@ from ringwell.transport.udp import UdpTransport, open_udp
 __all__ = ["RingwellServer", "serve"]
 
 log = logging.getLogger(__name__)
+
+
+def _raise_fd_limit() -> None:
+    """Every call holds four RTP/RTCP sockets: allow as many descriptors as the system lets us."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 1_048_576 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            log.debug("could not raise the open-file limit from %d", soft)
 
 
 def _tune_gc() -> None:
@@ -75,6 +95,22 @@ class RingwellServer:
             intake_per_source=settings.intake_per_source,
             algorithms=settings.digest_offer,
         )
+        self.cdr = CdrWriter(self.sessions)
+        self.relay = MediaRelay(PortPool(*settings.rtp_ports), settings.bind, timeout=settings.media_timeout,
+                                on_timeout=self._media_timeout)
+        host = settings.advertised_host
+        self.calls = CallManager(
+            sip=self.endpoint,
+            registrar=self.registrar,
+            directory=CachedDirectory(self.accounts.reachable),
+            relay=self.relay,
+            cdr=self.cdr,
+            config=CallConfig(host=host, via_for=self._via_for, contact_for=self._contact_for,
+                              session_expires=settings.session_expires, min_se=settings.min_se),
+            node=socket.gethostname()[:64],
+        )
+        self.endpoint.calls = self.calls
+        self.endpoint.sender = self._sender
         self.udp: UdpTransport | None = None
         self.tcp = StreamServer("tcp", self._stream_message, self._stream_error,
                                 max_message_size=settings.max_message_size)
@@ -83,6 +119,35 @@ class RingwellServer:
         self._http_task: asyncio.Task[None] | None = None
         self._security_handler: logging.Handler | None = None
         self.started = False
+
+    def _media_timeout(self, session: MediaSession) -> None:
+        self.calls.media_timeout(session)
+
+    def _port_for(self, transport: str) -> int:
+        return self.settings.tls_port if transport == "tls" else self.settings.sip_port
+
+    def _via_for(self, flow: Source) -> ViaSpec:
+        return ViaSpec(flow.transport, self.settings.advertised_host, self._port_for(flow.transport))
+
+    def _contact_for(self, flow: Source) -> str:
+        host = self.settings.advertised_host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"<sip:{host}:{self._port_for(flow.transport)};transport={flow.transport}>"
+
+    def _sender(self, flow: Source) -> Callable[[bytes], None] | None:
+        """How to reach a peer: UDP to its address, TCP/TLS over the connection it opened."""
+        if flow.transport == "udp":
+            udp = self.udp
+            if udp is None:
+                return None
+            host, port = flow.host, flow.port
+            return lambda data: udp.send(data, host, port)
+        server = self.tls if flow.transport == "tls" else self.tcp
+        if server is None:
+            return None
+        connection = server.connections.get((flow.host, flow.port))
+        return connection.send if connection is not None else None
 
     def _datagram(self, data: bytes, source: Source) -> None:
         udp = self.udp
@@ -100,6 +165,8 @@ class RingwellServer:
             "sip": {"udp": self.settings.sip_port, "tcp": self.settings.sip_port, "tls": self.settings.tls_port},
             "registrations": len(self.registrar.all(time.time())),
             "transactions": self.endpoint.transactions,
+            "calls": self.calls.active,
+            "media_sessions": self.relay.sessions,
             "intake_dropped": self.endpoint.intake.dropped,
         }
 
@@ -107,7 +174,11 @@ class RingwellServer:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._security_handler = open_security_log(settings.security_log)
+        _raise_fd_limit()
         await migrate(self.engine)
+        recovered = await self.cdr.recover(datetime.now(UTC))
+        if recovered:
+            log.warning("closed %d call records left open by an earlier run as interrupted", recovered)
         loaded = await self.store.load(time.time())
         log.info("loaded %d registrations", loaded)
         bind = settings.bind
@@ -122,6 +193,8 @@ class RingwellServer:
         await self.tls.start(bind, settings.tls_port)
         await self.endpoint.start()
         await self.store.start()
+        await self.cdr.start()
+        self.relay.start()
         config = uvicorn.Config(build_app(self.status), host=bind, port=settings.http_port, log_level="warning",
                                 lifespan="off", access_log=False)
         self._http = _HttpServer(config)
@@ -139,6 +212,8 @@ class RingwellServer:
     async def stop(self) -> None:
         """Stop taking messages first, then the logic, then write what is left (idempotent)."""
         try:
+            if self.started:
+                await self.calls.stop()
             if self._http is not None and self._http_task is not None:
                 self._http.should_exit = True
                 with contextlib.suppress(asyncio.CancelledError):
@@ -151,7 +226,10 @@ class RingwellServer:
             if self.tls is not None:
                 await self.tls.stop()
             await self.endpoint.stop()
+            await self.relay.stop()
             await self.store.stop()
+            await self.cdr.stop()
+            self.started = False
         finally:
             await self.engine.dispose()
             if self._security_handler is not None:

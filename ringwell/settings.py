@@ -49,6 +49,9 @@ class Settings:
     auth_block_seconds: int = 300
     nonce_lifetime: int = 300
     digest_algorithms: str = "MD5"
+    media_timeout: int = 60  # an answered call with no RTP for this long is hung up
+    session_expires: int = 1800  # RFC 4028 session interval offered and accepted
+    min_se: int = 90  # the shortest session interval accepted (RFC 4028 Min-SE)
     log_level: str = "INFO"
 
     @property
@@ -115,6 +118,10 @@ def _validate(values: dict[str, Any]) -> None:
         algorithms
     ):
         raise ConfigError("digest_algorithms", "a comma-separated list of MD5 and SHA-256, most preferred first")
+    if values.get("min_se", 90) > values.get("session_expires", 1800) or values.get("min_se", 90) < 2:
+        raise ConfigError("min_se", "must be at least 2 and not exceed session_expires")
+    if values.get("media_timeout", 60) < 1:
+        raise ConfigError("media_timeout", "must be at least 1 second")
     url = values.get("database_url", "")
     if url and not url.startswith(("sqlite", "postgresql")):
         raise ConfigError("database_url", "only sqlite and postgresql URLs are supported")

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ringwell.features.accounts.repository import CredentialRecord
 from ringwell.pbx.registrar import Registrar
@@ -27,6 +27,9 @@ from ringwell.sip.message import MalformedRequest, Request, Response, parse_cont
 from ringwell.sip.transaction import (
     Action,
     CancelTimer,
+    ClientInviteTransaction,
+    ClientNonInviteTransaction,
+    Deliver,
     Send,
     ServerInviteTransaction,
     ServerNonInviteTransaction,
@@ -47,14 +50,27 @@ __all__ = ["CredentialCache", "EndpointStats", "SipEndpoint", "screen_request"]
 
 log = logging.getLogger(__name__)
 
-ALLOWED = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER"})
-SUPPORTED: frozenset[str] = frozenset({"path"})
+ALLOWED = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "UPDATE", "INFO"})
+SUPPORTED: frozenset[str] = frozenset({"path", "timer"})
+IN_DIALOG = frozenset({"INVITE", "UPDATE", "BYE", "INFO"})
 ACCEPTED_TYPES = frozenset({"application/sdp", "multipart/mixed", "multipart/alternative"})
 MAX_PENDING_LOOKUPS = 256
 MAX_USERNAME = 64  # the longest SIP username the database holds
 
 Reply = Callable[[bytes], None]
 ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
+ClientTransaction = ClientInviteTransaction | ClientNonInviteTransaction
+Authenticated = Callable[[Request, tuple[str, ...], "_Entry", CredentialRecord], None]
+
+
+class CallHandler(Protocol):
+    """What the endpoint hands calls to (``ringwell.pbx.calls.CallManager``)."""
+
+    def invite(self, request: Request, txn: object, source: Source, caller: CredentialRecord) -> None: ...
+
+    def in_dialog(self, request: Request, txn: object) -> bool: ...
+
+    def cancel(self, invite_txn: object, request: Request) -> bool: ...
 
 
 def screen_request(request: Request) -> Rejection | None:
@@ -130,6 +146,15 @@ class _Entry:
 
 
 @dataclass(slots=True)
+class _ClientEntry:
+    txn: ClientTransaction
+    send: Reply
+    on_response: Callable[[Response], None]
+    on_failure: Callable[[], None]
+    timers: dict[Timer, asyncio.TimerHandle] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class EndpointStats:
     received: int = 0
     malformed: int = 0
@@ -179,6 +204,9 @@ class SipEndpoint:
         self.intake: FairIntake[tuple[bytes, Source, Reply]] = FairIntake(intake_per_source)
         self.stats = EndpointStats()
         self._txns: dict[tuple[str, ...], _Entry] = {}
+        self._client: dict[tuple[str, str], _ClientEntry] = {}
+        self.calls: CallHandler | None = None
+        self.sender: Callable[[Source], Reply | None] = lambda source: None
         self._pending_lookups = 0
         self._worker: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -218,6 +246,10 @@ class SipEndpoint:
             for handle in entry.timers.values():
                 handle.cancel()
         self._txns.clear()
+        for client in self._client.values():
+            for handle in client.timers.values():
+                handle.cancel()
+        self._client.clear()
 
     async def _drain(self) -> None:
         intake = self.intake
@@ -253,12 +285,20 @@ class SipEndpoint:
                 log.warning("dropped malformed message from %s:%d: %s", source.host, source.port, exc)
             return
         if isinstance(message, Response):
-            self.stats.responses_dropped += 1
-            if self._throttle.allow():
-                log.info("dropped response %d from %s:%d: no matching transaction", message.status,
-                         source.host, source.port)
+            self._response(message)
             return
         self._request(message, source, reply)
+
+    def _response(self, message: Response) -> None:
+        """A response: to the client transaction that sent the request (§17.1.3), else dropped."""
+        key = (message.top_via.branch or "", message.cseq.method)
+        client = self._client.get(key) if message.vias else None
+        if client is not None:
+            self._execute_client(key, client, client.txn.receive(message, time.time()))
+            return
+        self.stats.responses_dropped += 1
+        if self._throttle.allow():
+            log.info("dropped response %d (%s): no matching transaction", message.status, message.call_id)
 
     def _request(self, request: Request, source: Source, reply: Reply) -> None:
         request.stamp_received(source.host, source.port)
@@ -270,7 +310,13 @@ class SipEndpoint:
             return
         method = request.method
         if method == "ACK":
-            return  # an ACK for a 2xx, or for a transaction long gone: nothing to do
+            # An ACK for a 2xx (a new transaction of its own, §17.1.1.3) goes to its dialog.
+            if self.calls is not None and request.to.tag is not None:
+                try:
+                    self.calls.in_dialog(request, None)
+                except Exception:
+                    log.exception("error handling an ACK from %s", source)
+            return
         reliable = source.transport != "udp"
         txn: ServerTransaction
         if method == "INVITE":
@@ -312,10 +358,19 @@ class SipEndpoint:
             )))
         elif method == "CANCEL":
             self._cancel(request, key, entry)
+        elif request.to.tag is not None:  # in-dialog: INVITE, UPDATE, BYE, INFO
+            if self.calls is None or not self.calls.in_dialog(request, key):
+                self._respond(key, entry, make_response(request, 481))
+        elif method == "INVITE" and self.calls is not None:
+            self._authenticate(request, key, entry, self._start_call)
         elif method == "INVITE":
-            self._respond(key, entry, make_response(request, 480, "Calls are not enabled on this server yet"))
-        else:  # BYE outside any dialog we know
+            self._respond(key, entry, make_response(request, 480, "Calls are not enabled on this server"))
+        else:  # BYE, UPDATE or INFO outside any dialog
             self._respond(key, entry, make_response(request, 481))
+
+    def _start_call(self, request: Request, key: tuple[str, ...], entry: _Entry, caller: CredentialRecord) -> None:
+        assert self.calls is not None
+        self.calls.invite(request, key, entry.source, caller)
 
     def _cancel(self, request: Request, key: tuple[str, ...], entry: _Entry) -> None:
         invite_key = (*key[:-1], "INVITE")
@@ -324,6 +379,8 @@ class SipEndpoint:
             self._respond(key, entry, make_response(request, 481))
             return
         self._respond(key, entry, make_response(request, 200))
+        if self.calls is not None and self.calls.cancel(invite_key, request):
+            return  # the call answers the INVITE with 487 and cancels its own outbound legs
         self._respond(invite_key, target, make_response(target.txn.request, 487))
 
     def _respond(self, key: tuple[str, ...], entry: _Entry, response: Response) -> None:
@@ -363,22 +420,94 @@ class SipEndpoint:
     def transactions(self) -> int:
         return len(self._txns)
 
-    # -- REGISTER with digest --------------------------------------------------------------
+    # -- client transactions (requests the B2BUA sends) -----------------------------------
+    def send_request(self, request: Request, flow: Source, on_response: Callable[[Response], None],
+                     on_failure: Callable[[], None]) -> None:
+        """Send ``request`` to ``flow`` through a new client transaction (§17.1)."""
+        send = self.sender(flow)
+        if send is None:
+            asyncio.get_running_loop().call_soon(on_failure)
+            return
+        reliable = flow.transport != "udp"
+        txn: ClientTransaction
+        if request.method == "INVITE":
+            txn = ClientInviteTransaction(request, reliable, self.timers)
+        else:
+            txn = ClientNonInviteTransaction(request, reliable, self.timers)
+        key = (request.top_via.branch or "", request.method)
+        client = _ClientEntry(txn, send, on_response, on_failure)
+        self._client[key] = client
+        self._execute_client(key, client, txn.start(time.time()))
+
+    def respond(self, txn: object, response: Response) -> None:
+        """Answer through the server transaction whose key is ``txn``."""
+        if not isinstance(txn, tuple):
+            return
+        entry = self._txns.get(txn)
+        if entry is not None:
+            self._respond(txn, entry, response)
+
+    def transmit(self, flow: Source, data: bytes) -> None:
+        send = self.sender(flow)
+        if send is not None:
+            send(data)
+
+    def _execute_client(self, key: tuple[str, str], client: _ClientEntry, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                client.send(action.message.encode())
+            elif isinstance(action, Deliver):
+                client.on_response(action.message)
+            elif isinstance(action, StartTimer):
+                old = client.timers.pop(action.timer, None)
+                if old is not None:
+                    old.cancel()
+                loop = asyncio.get_running_loop()
+                client.timers[action.timer] = loop.call_later(action.delay, self._fire_client, key, action.timer)
+            elif isinstance(action, CancelTimer):
+                handle = client.timers.pop(action.timer, None)
+                if handle is not None:
+                    handle.cancel()
+            elif isinstance(action, Timeout):
+                client.on_failure()
+            elif isinstance(action, Terminated):
+                for handle in client.timers.values():
+                    handle.cancel()
+                client.timers.clear()
+                if self._client.get(key) is client:
+                    del self._client[key]
+
+    def _fire_client(self, key: tuple[str, str], timer: Timer) -> None:
+        client = self._client.get(key)
+        if client is None:
+            return
+        client.timers.pop(timer, None)
+        self._execute_client(key, client, client.txn.timer_fired(timer, time.time()))
+
+    # -- digest authentication (REGISTER: 401, INVITE: 407) --------------------------------
     def _challenge(self, key: tuple[str, ...], entry: _Entry, request: Request, *, stale: bool = False) -> None:
         nonce = self.nonces.issue(time.time())
         values = challenge(self.realm, nonce, stale=stale, algorithms=self.algorithms)
-        headers = [("WWW-Authenticate", value) for value in values]
-        self._respond(key, entry, make_response(request, 401, "Unauthorized", headers))
+        if request.method == "REGISTER":
+            status, reason, header = 401, "Unauthorized", "WWW-Authenticate"
+        else:
+            status, reason, header = 407, "Proxy Authentication Required", "Proxy-Authenticate"
+        headers = [(header, value) for value in values]
+        self._respond(key, entry, make_response(request, status, reason, headers))
 
     def _register(self, request: Request, key: tuple[str, ...], entry: _Entry) -> None:
+        self._authenticate(request, key, entry, self._do_register)
+
+    def _authenticate(self, request: Request, key: tuple[str, ...], entry: _Entry, then: Authenticated) -> None:
+        header = "authorization" if request.method == "REGISTER" else "proxy-authorization"
         creds: Credentials | None = None
         try:
-            for value in request.headers.get_all("authorization"):
+            for value in request.headers.get_all(header):
                 parsed = parse_credentials(value)
                 if parsed is not None and (creds is None or parsed.realm == self.realm):
                     creds = parsed
         except ValueError as exc:
-            self._respond(key, entry, make_response(request, 400, f"Malformed Authorization: {exc}"))
+            self._respond(key, entry, make_response(request, 400, f"Malformed {header.title()}: {exc}"))
             return
         if creds is None:
             self._challenge(key, entry, request)
@@ -390,26 +519,26 @@ class SipEndpoint:
             return
         if len(creds.username) > MAX_USERNAME:
             # Never stored, so never a real user: answered like any unknown user, not cached.
-            self._authenticated(request, key, entry, creds, None)
+            self._authenticated(request, key, entry, creds, None, then)
             return
         record = self.credentials.get(creds.username, now)
         if not isinstance(record, _Missing):
-            self._authenticated(request, key, entry, creds, record)
+            self._authenticated(request, key, entry, creds, record, then)
             return
         if self._pending_lookups >= MAX_PENDING_LOOKUPS:
             self._respond(key, entry, make_response(request, 503, "Service Unavailable", (("Retry-After", "5"),)))
             return
         self._pending_lookups += 1
-        task = asyncio.create_task(self._lookup_then_register(request, key, entry, creds))
+        task = asyncio.create_task(self._lookup_then(request, key, entry, creds, then))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _lookup_then_register(
-        self, request: Request, key: tuple[str, ...], entry: _Entry, creds: Credentials
+    async def _lookup_then(
+        self, request: Request, key: tuple[str, ...], entry: _Entry, creds: Credentials, then: Authenticated
     ) -> None:
         try:
             record = await self.credentials.fetch(creds.username, time.time())
-            self._authenticated(request, key, entry, creds, record)
+            self._authenticated(request, key, entry, creds, record, then)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -418,7 +547,8 @@ class SipEndpoint:
             self._pending_lookups -= 1
 
     def _authenticated(
-        self, request: Request, key: tuple[str, ...], entry: _Entry, creds: Credentials, record: CredentialRecord | None
+        self, request: Request, key: tuple[str, ...], entry: _Entry, creds: Credentials,
+        record: CredentialRecord | None, then: Authenticated,
     ) -> None:
         now = time.time()
         if record is None:
@@ -443,7 +573,10 @@ class SipEndpoint:
             self._challenge(key, entry, request, stale=True)
             return
         self.guard.success(source.host, creds.username)
-        outcome = self.registrar.register(request, record, source, now)
+        then(request, key, entry, record)
+
+    def _do_register(self, request: Request, key: tuple[str, ...], entry: _Entry, record: CredentialRecord) -> None:
+        outcome = self.registrar.register(request, record, entry.source, time.time())
         if outcome.status == 200:
             self.stats.registers_ok += 1
         self._respond(key, entry, make_response(request, outcome.status, outcome.reason, outcome.headers))
