@@ -155,6 +155,15 @@ def cmd_set_sip_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_set_ring_timeout(args: argparse.Namespace) -> int:
+    async def action(accounts: AccountsService, _sessions: Any) -> None:
+        await accounts.set_ring_timeout(args.org, args.extension, args.seconds)
+
+    _run(_Admin(_settings(args))(action))
+    print(f"extension {args.extension} rings for {args.seconds} s")
+    return 0
+
+
 def cmd_registrations(args: argparse.Namespace) -> int:
     async def action(accounts: AccountsService, sessions: Any) -> list[dict[str, Any]]:
         org_id = (await accounts.org(args.org)).id if args.org else None
@@ -270,6 +279,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sip-username", required=True)
     p.add_argument("--sip-password", help="omit to generate a strong one (printed once)")
     p.set_defaults(func=cmd_set_sip_password)
+    p = admin.add_parser("set-ring-timeout", parents=[common],
+                         help="seconds a call rings a user before it is not answered (480)")
+    p.add_argument("--org", required=True)
+    p.add_argument("--extension", required=True)
+    p.add_argument("--seconds", type=int, required=True)
+    p.set_defaults(func=cmd_set_ring_timeout)
     p = admin.add_parser("registrations", parents=[common], help="list current registrations")
     p.add_argument("--org")
     p.add_argument("--json", action="store_true")

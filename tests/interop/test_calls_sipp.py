@@ -21,7 +21,7 @@ pytestmark = pytest.mark.peers
 
 # username -> extension; callers are 1xx, callees 2xx; "other" is in another organization
 ACME = {"alice": "101", "bob": "201", "carol": "202", "dave": "203", "erin": "204", "frank": "205", "gina": "206",
-        "hank": "207", "ivan": "208"}
+        "hank": "207", "ivan": "208", "judy": "209"}
 OTHER = {"oscar": "301"}
 
 
@@ -231,3 +231,18 @@ def test_forking_first_answer_wins_the_other_gets_cancel_with_reason(ringwell, t
     assert 'cancel reason= SIP;cause=200;text="Call completed elsewhere"' in logs
     (record,) = [c for c in calls(ringwell) if c["callee_number"] == "207"]
     assert record["disposition"] == "answered"
+
+
+def test_no_answer_within_the_ring_timeout_gives_480(ringwell, tmp_path):
+    ringwell.admin("set-ring-timeout", "--org", "Acme", "--extension", "209", "--seconds", "2")
+    judy = Callee(ringwell, tmp_path, "judy", "ring")
+    try:
+        result = call(ringwell, tmp_path, "alice", "209", "unavailable")
+        assert result.ok, result.errors
+        logs = judy.finish()
+    finally:
+        judy.stop()
+    assert 'cancel reason= SIP;cause=480;text="No answer"' in logs
+    record = wait_call(ringwell, "209")
+    assert record["disposition"] == "no-answer" and record["sip_status"] == 480
+    assert 1.8 <= record["ring_seconds"] <= 4, record

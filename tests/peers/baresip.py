@@ -309,6 +309,21 @@ class Baresip:
             time.sleep(0.2)
         raise TimeoutError(f"baresip not registered after {timeout} s: {info!r}")
 
+    def dial(self, uri: str) -> dict[str, Any]:
+        return self.command("dial", uri)
+
+    def wait_event(self, event_type: str, *, timeout: float = 10.0) -> dict[str, Any]:
+        return self.ctrl.wait_event(event_type, timeout=timeout)
+
+    def recordings(self) -> tuple[Path, Path]:
+        """The ``sndfile`` dumps of the last call: (what it heard: ``-dec.wav``, what it sent: ``-enc.wav``)."""
+        rec = self.dir / "rec"
+        dec = sorted(rec.glob("dump-*-dec.wav"))
+        enc = sorted(rec.glob("dump-*-enc.wav"))
+        if not dec or not enc:
+            raise FileNotFoundError(f"no call recordings in {rec}: {sorted(p.name for p in rec.iterdir())}")
+        return dec[-1], enc[-1]
+
     def sip_trace(self) -> list[SipTraceEntry]:
         """The SIP messages baresip logged (it always runs with ``-s``), oldest first."""
         return parse_sip_trace(self.proc.log_text() if self.proc else "")

@@ -200,6 +200,14 @@ class Linphone:
                 raise TimeoutError(f"linphonec not registered after {timeout} s: {status}")
             time.sleep(0.3)
 
+    def prepare_media(self, play: Path, record: Path, *, autoanswer: bool = False) -> None:
+        """Use files as the sound card: ``play`` is looped as the microphone, what is heard goes to ``record``."""
+        self.send("soundcard use files")
+        self.send(f"play {play}")
+        self.send(f"record {record}")
+        if autoanswer:
+            self.send("autoanswer enable")
+
     def unregister(self, timeout: float = 10.0) -> RegistrationStatus:
         """``unregister``: the default proxy sends REGISTER with ``Expires: 0``.
 

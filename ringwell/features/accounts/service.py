@@ -32,6 +32,8 @@ _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _EXTENSION_RE = re.compile(r"[0-9]{2,8}")
 _USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{1,63}")
 MIN_PASSWORD_LENGTH = 8
+MIN_RING_TIMEOUT = 1
+MAX_RING_TIMEOUT = 600
 
 
 def generate_sip_password() -> str:
@@ -177,6 +179,20 @@ class AccountsService:
             fresh = self._credential(cred.org_id, cred.user_id, username, password)
             cred.realm, cred.ha1_md5, cred.ha1_sha256 = fresh.realm, fresh.ha1_md5, fresh.ha1_sha256
         return password if generated else None
+
+    async def set_ring_timeout(self, org_name: str, extension: str, seconds: int) -> None:
+        """How long a call rings this user's devices before it counts as not answered (480)."""
+        if not MIN_RING_TIMEOUT <= seconds <= MAX_RING_TIMEOUT:
+            raise InvalidAccountData(
+                f"ring timeout must be {MIN_RING_TIMEOUT} to {MAX_RING_TIMEOUT} seconds", {"field": "seconds"})
+        async with self._sessions() as session, session.begin():
+            org = await repo.org_by_name(session, org_name)
+            if org is None:
+                raise OrganizationNotFound(f"no organization named {org_name!r}", {"org": org_name})
+            user = await repo.user_by_extension(session, org.id, extension)
+            if user is None:
+                raise UserNotFound(f"no extension {extension!r} in {org_name!r}", {"extension": extension})
+            user.ring_timeout = seconds
 
     async def credential(self, username: str) -> repo.CredentialRecord | None:
         async with self._sessions() as session:
