@@ -55,22 +55,28 @@ def voices(tmp_path_factory):
     return caller, callee
 
 
-def test_baresip_calls_linphonec_both_hear_each_other_and_dtmf_arrives(ringwell, tmp_path, voices):
+@pytest.mark.parametrize(("caller_transport", "callee_transport"), [("udp", "udp"), ("tls", "tcp")])
+def test_baresip_calls_linphonec_both_hear_each_other_and_dtmf_arrives(
+    ringwell, tmp_path, voices, caller_transport, callee_transport
+):
     caller_wav, callee_wav = voices
-    bob = Linphone(tmp_path / "linphone", "bob", seconds=90)
+    callee = "bob" if callee_transport == "udp" else "carol"
+    extension = USERS[callee]
+    bob = Linphone(tmp_path / "linphone", callee, transport=callee_transport, seconds=90)
     bob.start()
+    port = ringwell.tls_port if caller_transport == "tls" else ringwell.sip_port
     alice = Baresip(tmp_path / "baresip", BaresipAccount(
-        "alice", password("alice"), ringwell.sip_port, extra=("mwi=no", "pubint=0", "audio_codecs=pcmu")),
+        "alice", password("alice"), port, caller_transport, extra=("mwi=no", "pubint=0", "audio_codecs=pcmu")),
         audio_source=caller_wav, seconds=90)
     try:
         heard_by_bob = tmp_path / "bob-heard.wav"
         bob.prepare_media(callee_wav, heard_by_bob, autoanswer=True)
-        bob.register("bob", password("bob"), LOOPBACK, ringwell.sip_port)
+        bob.register(callee, password(callee), LOOPBACK, ringwell.sip_port)
         bob.wait_registered(15)
         alice.start()
         alice.wait_registered(15)
         since = len(bob.output())
-        alice.dial(f"sip:201@{LOOPBACK}:{ringwell.sip_port}")
+        alice.dial(f"sip:{extension}@{LOOPBACK}:{port};transport={caller_transport}")
         alice.wait_event("CALL_ESTABLISHED", timeout=15)
         bob.wait_output(r"connected", since=since, timeout=10)
         time.sleep(2.0)
@@ -91,7 +97,7 @@ def test_baresip_calls_linphonec_both_hear_each_other_and_dtmf_arrives(ringwell,
     assert to_alice >= 0.9, f"alice heard bob with similarity {to_alice:.3f}"
     # a different sentence is not mistaken for it
     assert similarity(callee_wav, heard_by_bob, loops=4) < 0.5
-    records = [c for c in json.loads(ringwell.admin("calls", "--json")) if c["callee_number"] == "201"]
+    records = [c for c in json.loads(ringwell.admin("calls", "--json")) if c["callee_number"] == extension]
     assert len(records) == 1
     record = records[0]
     assert record["disposition"] == "answered" and record["hangup_by"] == "caller" and record["codec"] == "PCMU"
