@@ -46,6 +46,16 @@ def ringwell(tmp_path_factory):
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def nothing_left_behind(ringwell):
+    """After every scenario no call is up and every RTP port is back in the pool."""
+    yield
+    deadline = time.monotonic() + 5
+    while (health := ringwell.health())["calls"] or health["media_sessions"]:
+        assert time.monotonic() < deadline, f"left behind: {health}"
+        time.sleep(0.2)
+
+
 def calls(server: RingwellServer, org: str = "Acme") -> list[dict[str, Any]]:
     data = json.loads(server.admin("calls", "--org", org, "--json"))
     assert isinstance(data, list)

@@ -17,6 +17,9 @@ LOOPBACK = "127.0.0.1"
 
 _LOW = 20000
 _ATTEMPTS = 500
+# Blocks already handed out by this process: a server binds its RTP range only call by call,
+# so a later peer must not be given a port inside it just because it is not bound yet.
+_handed: list[tuple[int, int]] = []
 
 
 def _ephemeral_low() -> int:
@@ -49,6 +52,11 @@ def free_port(count: int = 1) -> int:
     rng = random.SystemRandom()
     for _ in range(_ATTEMPTS):
         base = rng.randrange(_LOW, high)
+        if any(base < end and lo < base + count for lo, end in _handed):
+            continue
         if all(_is_free(p) for p in range(base, base + count)):
+            _handed.append((base, base + count))
+            if len(_handed) > 2000:
+                del _handed[:1000]
             return base
     raise RuntimeError(f"no block of {count} free UDP+TCP ports on {LOOPBACK}")

@@ -116,6 +116,13 @@ class RingwellServer:
         self._wait_healthy()
         return self
 
+    def health(self) -> dict[str, Any]:
+        """The JSON of ``/healthz``: registrations, transactions, calls, media sessions."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://{LOOPBACK}:{self.http_port}/healthz", timeout=5.0) as resp:
+            data: dict[str, Any] = json.loads(resp.read())
+        return data
+
     def _wait_healthy(self) -> None:
         assert self.proc is not None
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
