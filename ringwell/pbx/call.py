@@ -195,6 +195,7 @@ class _Pending:
     txn: object
     method: str
     request: Request
+    offer: SessionDescription | None = None  # applied to the media only once the far leg accepts it
 
 
 @dataclass(slots=True)
@@ -653,6 +654,10 @@ class Call:
             return actions
         leg.state = LegState.TERMINATED
         reason = request.headers.get("reason")
+        if leg.inbound and self.winner is None:
+            # §15: the caller may BYE the early dialog; like a CANCEL, the forks are cancelled and
+            # the pending INVITE gets its 487 (§15.1.2).
+            return actions + self.cancel(reason, now)
         who = "caller" if leg.inbound else "callee"
         actions += self._hang_up_others(leg, reason)
         return actions + self._end(now, "answered", who, 200, reason if reason else "Normal clearing")
@@ -695,10 +700,9 @@ class Call:
             return [Respond(txn, self._respond(leg, request, 488, "Not Acceptable Here"))]
         body = self._anchored(other, offer)
         relayed = self._send_in_dialog(other, method, body=body, extra=self._session_headers(other))
-        pending = _Pending(leg.id, txn, method, request)
+        pending = _Pending(leg.id, txn, method, request, sdp)
         other.outgoing = pending
         self._pending[relayed.top_via.branch or ""] = pending
-        self._learn(leg, sdp, leg.flow)
         return [SendRequest(other.id, relayed, other.flow), *self._arm_session_timer(leg)]
 
     def _answer_locally(self, leg: Leg, request: Request, txn: object, body: bytes) -> list[Action]:
@@ -748,6 +752,7 @@ class Call:
                 answer = _sdp_of(response)
             except RemoteProtocolError:
                 answer = None
+            self._learn(origin, pending.offer, origin.flow)  # RFC 3261 §14.1: only now is the new session in force
             if answer is not None:
                 self._learn(leg, answer, leg.flow)
                 body = self._anchored(origin, answer)
@@ -806,12 +811,14 @@ class Call:
         reply = leg.last_2xx
         if reply is None:
             return []
-        t1 = self.config.timers.t1
-        if leg.retx_elapsed < 0 or leg.retx_elapsed + leg.retx_interval >= 64 * t1:
+        give_up = 64 * self.config.timers.t1
+        if leg.retx_elapsed >= 0:
+            leg.retx_elapsed += leg.retx_interval  # the time since the first 2xx
+        if leg.retx_elapsed < 0 or leg.retx_elapsed >= give_up:
             leg.last_2xx = None  # §13.3.1.4: no ACK in 64*T1: the session is over
             return self._system_hangup(now, 408, "No ACK received", leg)
-        leg.retx_elapsed += leg.retx_interval
-        leg.retx_interval = min(2 * leg.retx_interval, self.config.timers.t2)
+        # Doubling up to T2, but the last wait stops at 64*T1, not at the next retransmission after it.
+        leg.retx_interval = min(2 * leg.retx_interval, self.config.timers.t2, give_up - leg.retx_elapsed)
         return [Transmit(leg.flow, reply), SetTimer(f"2xx:{leg.id}", leg.retx_interval)]
 
     def timer_fired(self, name: str, now: Instant) -> list[Action]:

@@ -110,11 +110,16 @@ class Dialog:
             self.remote_target = target
 
     def accept_remote_seq(self, request: Request) -> bool:
-        """§12.2.2: an in-dialog request with a CSeq lower than the last one is out of order (500)."""
+        """§12.2.2: an in-dialog request with a CSeq lower than the last one is out of order (500).
+
+        An equal CSeq is not out of order: it is a retransmission that outlived its server
+        transaction (a BYE resent after Timer J, or over a new connection) and must be answered
+        again, not refused.
+        """
         number = request.cseq.number
         if request.method in ("ACK", "CANCEL"):
             return True
-        if self.remote_seq is not None and number <= self.remote_seq:
+        if self.remote_seq is not None and number < self.remote_seq:
             return False
         self.remote_seq = number
         return True
