@@ -2,7 +2,7 @@
 BIN := .venv/bin
 DATA ?= data
 
-.PHONY: run test check peers bench bench-register clean
+.PHONY: run test check peers bench bench-register bench-calls bench-media clean
 
 .venv/.run: pyproject.toml scripts/venv.sh
 	@scripts/venv.sh
@@ -31,10 +31,31 @@ check: .venv/.test
 	$(BIN)/mypy
 
 ## bench: every benchmark (results go to bench/RESULTS.md)
-bench: bench-register
+bench: bench-register bench-calls bench-media
 
 bench-register: .venv/.test peers
 	$(BIN)/python -m bench.register
+
+# sippy (the reference B2BUA of bench-calls) in a venv of its own: its dependencies
+# (flask, pycryptodome, ...) stay out of Ringwell's
+SIPPY_VERSION := 2.5.0
+bench/out/sippy-venv/.installed-$(SIPPY_VERSION): .venv/.run
+	@rm -rf bench/out/sippy-venv
+	python3 -m venv bench/out/sippy-venv
+	bench/out/sippy-venv/bin/pip install -q "sippy==$(SIPPY_VERSION)"
+	@touch $@
+
+bench/out/rtpload: bench/rtpload.c
+	@mkdir -p bench/out
+	gcc -O2 -Wall -Wextra -o $@ $<
+
+## bench-calls: SIPp call flood through Ringwell, Kamailio and the sippy B2BUA (ARGS=--only ringwell ...)
+bench-calls: .venv/.test peers bench/out/sippy-venv/.installed-$(SIPPY_VERSION)
+	$(BIN)/python -m bench.calls $(ARGS)
+
+## bench-media: concurrent G.711 calls through Ringwell's media relay and rtpengine (ARGS=...)
+bench-media: .venv/.test peers bench/out/rtpload
+	$(BIN)/python -m bench.media $(ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.results import append_run
 from tests.peers.kamailio import Kamailio, bench_password
 from tests.peers.ports import free_port
 from tests.peers.proc import tree_cpu_seconds
@@ -376,8 +377,8 @@ def record(runs: dict[str, ServerRun], argv: Sequence[str], started: dt.datetime
     for run in runs.values():
         out += [f"{run.name} {s.line()}" for s in run.steps]
     out += [*(summary(r) for r in runs.values()), ratio_line(runs), "```", ""]
-    with RESULTS.open("a") as f:
-        f.write("\n".join(out))
+    # at the end of the register section, ahead of the other benchmarks' sections
+    append_run(RESULTS, "## `register` (`make bench-register`, `python -m bench.register`)", "", "\n".join(out))
 
 
 # --- main -----------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs the Debian packages of the real peers the test suite drives (only those missing).
 set -eu
-PKGS="sip-tester baresip-core linphone-cli kamailio sngrep tshark sox espeak-ng fail2ban"
+# rtpengine-daemon (not the rtpengine metapackage, which builds a kernel module) and a C
+# compiler for bench/rtpload.c are for `make bench-media`.
+PKGS="sip-tester baresip-core linphone-cli kamailio sngrep tshark sox espeak-ng fail2ban rtpengine-daemon gcc libc6-dev"
 missing=""
 for pkg in $PKGS; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
