@@ -166,6 +166,7 @@ class CallManager:
         self._dialogs: dict[tuple[str, str], tuple[Call, str]] = {}
         self._keys: dict[str, list[tuple[str, str]]] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._timer_names: dict[str, set[str]] = {}  # per call, so ending a call does not scan every timer
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stats = {"started": 0, "ended": 0, "rejected": 0}
 
@@ -311,6 +312,7 @@ class CallManager:
                 old.cancel()
             loop = asyncio.get_running_loop()
             self._timers[key] = loop.call_later(action.delay, self._fire, call, action.name)
+            self._timer_names.setdefault(call.id, set()).add(action.name)
         elif isinstance(action, ClearTimer):
             handle = self._timers.pop((call.id, action.name), None)
             if handle is not None:
@@ -347,7 +349,7 @@ class CallManager:
         # Dialogs stay known a little longer, so a retransmitted BYE or late ACK still matches.
         loop = asyncio.get_running_loop()
         loop.call_later(32.0, self._forget, call.id)
-        for name in [n for (cid, n) in self._timers if cid == call.id]:
+        for name in self._timer_names.pop(call.id, ()):
             handle = self._timers.pop((call.id, name), None)
             if handle is not None:
                 handle.cancel()
@@ -371,5 +373,6 @@ class CallManager:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        self._timer_names.clear()
         with contextlib.suppress(Exception):
             await asyncio.sleep(0.05)  # let the last BYEs leave the sockets
