@@ -34,6 +34,7 @@ from ringwell.sip.sdp import (
     SessionDescription,
     anchor,
     audio_target,
+    direction,
     first_codec,
     parse_sdp,
     restrict_codecs,
@@ -151,6 +152,8 @@ class MediaSeam(Protocol):
     def set_remote(self, side: str, host: str, port: int, rtcp_port: int, signalling_host: str | None) -> None: ...
 
     def arm(self) -> None: ...
+
+    def disarm(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -753,6 +756,12 @@ class Call:
             except RemoteProtocolError:
                 answer = None
             self._learn(origin, pending.offer, origin.flow)  # RFC 3261 §14.1: only now is the new session in force
+            if pending.offer is not None:
+                # On hold nobody need send RTP: the media timeout only watches a two-way call.
+                if direction(pending.offer) == "sendrecv":
+                    self.media.arm()
+                else:
+                    self.media.disarm()
             if answer is not None:
                 self._learn(leg, answer, leg.flow)
                 body = self._anchored(origin, answer)

@@ -108,6 +108,9 @@ class _Media:
     def arm(self) -> None:
         self.session.arm()
 
+    def disarm(self) -> None:
+        self.session.disarm()
+
 
 def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)

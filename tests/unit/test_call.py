@@ -164,6 +164,7 @@ class FakeMedia:
 
     remotes: list[tuple[str, str, int, int, str | None]] = field(default_factory=list)
     armed: int = 0
+    disarmed: int = 0
 
     def local_port(self, side: str) -> int:
         return PORTS[side]
@@ -173,6 +174,9 @@ class FakeMedia:
 
     def arm(self) -> None:
         self.armed += 1
+
+    def disarm(self) -> None:
+        self.disarmed += 1
 
 
 class Harness:
@@ -1012,3 +1016,16 @@ def test_media_timeout_before_answer_does_nothing():
     h.start()
     h.fork_replies("b0", 180, "Ringing")
     assert h.call.media_timeout(30.0, h.now()) == []
+
+
+def test_hold_stops_the_media_timeout_and_resume_restarts_it():
+    h = Harness(targets=1)
+    h.start()
+    h.answer()
+    assert (h.media.armed, h.media.disarmed) == (1, 0)
+    hold = only_request(h.from_caller(h.caller_request("INVITE", body=hold_offer()), "txn:hold"), "INVITE", "b0")
+    h.replies_to_leg("b0", hold, 200, sdp=HOLD_ANSWER)
+    assert h.media.disarmed == 1, "a held call may be silent for longer than the media timeout"
+    resume = only_request(h.from_caller(h.caller_request("INVITE", body=OFFER), "txn:resume"), "INVITE", "b0")
+    h.replies_to_leg("b0", resume, 200, sdp=HOLD_ANSWER)
+    assert h.media.armed == 2
