@@ -401,7 +401,8 @@ def bench_ringwell(run: PeerRun, work: Path, steps: Sequence[int], deadline: flo
     run.version = _first_line([str(REPO / ".venv/bin/ringwell"), "--version"])
     seconds = deadline - time.monotonic() + 60
     (work / "ringwell").mkdir()
-    low, high = free_block(RTP_PORTS, minimum=1000)
+    low, high = free_block(RTP_PORTS, minimum=RTP_PORTS // 2)
+    print(f"  ringwell: RTP ports {low}-{high} ({(high - low + 1) // 4} concurrent calls)", flush=True)
     server = RingwellServer(
         work / "ringwell", rtp_port_count=2, seconds=seconds, extra_env={"RINGWELL_RTP_PORTS": f"{low}-{high}"}
     )

@@ -54,14 +54,25 @@ MAX_DIALLED = 64
 Directory = Callable[[str, str], Awaitable[Callee | None]]  # (org_id, dialled) -> the user it reaches
 
 
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """A background look-up nobody awaited still has its failure logged."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("dial plan look-up failed: %s", exc)
+
+
 class CachedDirectory:
-    """The dial plan's look-ups, cached briefly (a call burst to one user costs one query)."""
+    """The dial plan's look-ups, cached briefly; one look-up per key at a time.
+
+    A burst of calls to one user costs one query: callers arriving while it runs wait for
+    the same answer, and an expired answer is served while it is refreshed in the background.
+    """
 
     def __init__(self, lookup: Directory, ttl: float = 5.0, max_entries: int = 50_000) -> None:
         self._lookup = lookup
         self._ttl = ttl
         self._max = max_entries
         self._entries: dict[tuple[str, str], tuple[float, Callee | None]] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Task[Callee | None]] = {}
 
     async def __call__(self, org_id: str, dialled: str) -> Callee | None:
         key = (org_id, dialled)
@@ -69,11 +80,24 @@ class CachedDirectory:
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             return entry[1]
-        found = await self._lookup(org_id, dialled)
-        if len(self._entries) >= self._max:
-            self._entries.clear()
-        self._entries[key] = (now + self._ttl, found)
-        return found
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._load(key))
+            task.add_done_callback(_retrieve)
+            self._inflight[key] = task
+        if entry is not None and entry[1] is not None and entry[0] + self._ttl > now:
+            return entry[1]  # stale but recent: answer now, the refresh runs on
+        return await asyncio.shield(task)
+
+    async def _load(self, key: tuple[str, str]) -> Callee | None:
+        try:
+            found = await self._lookup(*key)
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic() + self._ttl, found)
+            return found
+        finally:
+            self._inflight.pop(key, None)
 
 
 class SipSender(Protocol):
@@ -240,7 +264,7 @@ class CallManager:
             session = self.relay.create(call_id)
         except PortExhausted:
             log.warning("no free RTP ports: call %s refused", call_id)
-            self._reject(request, txn, 503, "Service Unavailable")
+            self._reject(request, txn, 503, "No Free Media Ports")
             self._closed_early(call_id, now, 503, "No free media ports", callee=callee)
             return
         media = _Media(session)

@@ -105,7 +105,13 @@ MISSING = _Missing()
 
 
 class CredentialCache:
-    """HA1 records by SIP username, cached (a miss is cached briefly too)."""
+    """HA1 records by SIP username, cached (a miss is cached briefly too).
+
+    An expired positive entry is still served while one background look-up refreshes it
+    (stale-while-revalidate, one look-up per username at a time): when the entries of a
+    thousand busy phones expire together, calls keep flowing instead of queueing a thousand
+    database look-ups. A password change reaches the cache within ``ttl`` plus one look-up.
+    """
 
     def __init__(
         self,
@@ -119,12 +125,31 @@ class CredentialCache:
         self._negative_ttl = negative_ttl
         self._max = max_entries
         self._entries: dict[str, tuple[float, CredentialRecord | None]] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
 
     def get(self, username: str, now: float) -> CredentialRecord | _Missing | None:
         entry = self._entries.get(username)
-        if entry is None or entry[0] < now:
+        if entry is None:
             return MISSING
-        return entry[1]
+        expires, record = entry
+        if expires >= now:
+            return record
+        if record is None or expires + self._ttl < now:
+            return MISSING  # a miss, or too old to serve: look it up now
+        if username not in self._refreshing:
+            task = asyncio.get_running_loop().create_task(self._refresh(username, now))
+            self._refreshing[username] = task
+        return record
+
+    async def _refresh(self, username: str, now: float) -> None:
+        try:
+            await self.fetch(username, now)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("refreshing the credentials of %s failed", username[:64])
+        finally:
+            self._refreshing.pop(username, None)
 
     async def fetch(self, username: str, now: float) -> CredentialRecord | None:
         record = await self._fetch(username)
@@ -135,6 +160,12 @@ class CredentialCache:
 
     def forget(self, username: str) -> None:
         self._entries.pop(username, None)
+
+    async def stop(self) -> None:
+        tasks = list(self._refreshing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @dataclass(slots=True)
@@ -242,6 +273,7 @@ class SipEndpoint:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.credentials.stop()
         for entry in self._txns.values():
             for handle in entry.timers.values():
                 handle.cancel()
