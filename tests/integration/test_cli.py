@@ -164,3 +164,17 @@ async def test_admin_calls(tmp_path, db_url):
     assert missing.returncode == 1 and "no organization named 'Nope'" in missing.stderr
     bad = calls("--limit", "0", ok=False)
     assert bad.returncode == 1 and "limit" in bad.stderr
+
+
+def test_set_ring_timeout(tmp_path):
+    run(tmp_path, "admin", "create-org", "--name", "Acme")
+    run(tmp_path, "admin", "create-user", "--org", "Acme", "--email", "a@example.com", "--extension", "101")
+    out = run(tmp_path, "admin", "set-ring-timeout", "--org", "Acme", "--extension", "101", "--seconds", "12")
+    assert out.stdout.strip() == "extension 101 rings for 12 s"
+    for args, message in (
+        (("--org", "Acme", "--extension", "101", "--seconds", "0"), "1 to 600 seconds"),
+        (("--org", "Acme", "--extension", "999", "--seconds", "10"), "no extension '999'"),
+        (("--org", "Nope", "--extension", "101", "--seconds", "10"), "no organization named 'Nope'"),
+    ):
+        bad = run(tmp_path, "admin", "set-ring-timeout", *args, ok=False)
+        assert bad.returncode == 1 and message in bad.stderr, bad.stderr
