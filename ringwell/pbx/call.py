@@ -199,6 +199,7 @@ class _Pending:
     method: str
     request: Request
     offer: SessionDescription | None = None  # applied to the media only once the far leg accepts it
+    cancelled: bool = False  # the near side CANCELled its request (already answered 487)
 
 
 @dataclass(slots=True)
@@ -362,12 +363,18 @@ class Call:
         return leg.dialog.request(method, self.config.via_for(leg.flow), contact=contact, extra=extra or (),
                                   body=body, content_type=content_type)
 
-    def _session_headers(self, leg: Leg) -> list[tuple[str, str]]:
+    def _session_headers(self, leg: Leg, *, request: bool) -> list[tuple[str, str]]:
+        """Session-Expires for a message Ringwell sends on ``leg`` (RFC 4028 §7, §9).
+
+        ``refresher`` names a role in *this* transaction: in a request Ringwell is its UAC, in a
+        response its UAS, whichever leg it is on.
+        """
         if not leg.session_expires:
             return []
-        refresher = ("uas" if leg.we_refresh else "uac") if leg.inbound else "uac" if leg.we_refresh else "uas"
+        us, them = ("uac", "uas") if request else ("uas", "uac")
+        refresher = us if leg.we_refresh else them
         headers = [("Session-Expires", f"{leg.session_expires};refresher={refresher}")]
-        if leg.inbound and _supports(leg.invite, "timer"):
+        if not request and leg.inbound and _supports(leg.invite, "timer"):
             headers.append(("Require", "timer"))
         return headers
 
@@ -420,8 +427,9 @@ class Call:
         headers = Headers()
         headers.add("Via", via.header(new_branch()))
         headers.add("Max-Forwards", "70")
-        headers.add("From", f"{display}<sip:{user}@{config.host}>;tag={new_tag()}")
-        headers.add("To", f"<sip:{self.callee.extension or self.callee.number}@{config.host}>")
+        host = f"[{config.host}]" if ":" in config.host else config.host  # an IPv6 reference (RFC 3261 §25)
+        headers.add("From", f"{display}<sip:{user}@{host}>;tag={new_tag()}")
+        headers.add("To", f"<sip:{self.callee.extension or self.callee.number}@{host}>")
         headers.add("Call-ID", new_call_id())
         headers.add("CSeq", "1 INVITE")
         headers.add("Contact", config.contact_for(target.flow))
@@ -466,10 +474,13 @@ class Call:
 
     def _invite_response(self, leg: Leg, response: Response, now: Instant) -> list[Action]:
         status = response.status
-        if leg.ended:
+        if leg.ended and not (200 <= status < 300 and leg.ack is not None):
             if 200 <= status < 300:  # a 2xx after we gave up on this fork: ACK it, then BYE
                 return self._ack_and_bye(leg, response)
             return []
+        if 200 <= status < 300 and leg.ack is not None and leg.dialog is not None \
+                and response.to.tag == leg.dialog.remote_tag:
+            return [Transmit(leg.flow, leg.ack)]  # our ACK was lost: the 200 is resent, ACK it again
         actions: list[Action] = []
         if status < 200:
             first = not leg.provisional
@@ -500,7 +511,7 @@ class Call:
             sdp = _sdp_of(response)
         except RemoteProtocolError:
             sdp = None
-        if sdp is not None and status == 183:
+        if sdp is not None and status == 183 and first_codec(sdp) is not None:
             self._learn(leg, sdp, leg.flow)
             body = self._anchored(self.inbound, sdp)
             self.inbound.state = LegState.EARLY
@@ -515,6 +526,7 @@ class Call:
         dialog = Dialog.uac(leg.invite, response)
         via = self.config.via_for(leg.flow)
         ack = dialog.ack(leg.invite.cseq.number, via)
+        leg.dialog, leg.ack = dialog, ack  # a resent 200 is only ACKed again, not hung up twice
         bye = dialog.request("BYE", via, extra=[("Reason", COMPLETED_ELSEWHERE)])
         return [Transmit(leg.flow, ack), SendRequest(leg.id, bye, leg.flow)]
 
@@ -553,7 +565,7 @@ class Call:
         actions += self._cancel_forks(leg, COMPLETED_ELSEWHERE)
         inbound = self.inbound
         body = self._anchored(inbound, answer)
-        headers = [("Allow", ALLOW), ("Supported", "timer"), *self._session_headers(inbound)]
+        headers = [("Allow", ALLOW), ("Supported", "timer"), *self._session_headers(inbound, request=False)]
         reply = self._respond(inbound, inbound.invite, 200, "OK", headers=headers, body=body)
         inbound.state = LegState.CONFIRMED
         inbound.last_2xx = reply
@@ -612,6 +624,14 @@ class Call:
         actions += self._cancel_forks(None, reason or 'SIP;cause=487;text="Request Terminated"')
         actions += self._inbound_reply(487, "Request Terminated")
         return actions + self._end(now, "cancelled", "caller", 487, "Caller cancelled")
+
+    def cancel_request(self, txn: object) -> bool:
+        """The peer CANCELled a re-INVITE it sent (the driver answered it 487); True if it was ours."""
+        for pending in self._pending.values():
+            if pending.txn == txn:
+                pending.cancelled = True
+                return True
+        return False
 
     def _ring_timeout(self, now: Instant) -> list[Action]:
         if self.winner is not None or self.over:
@@ -702,14 +722,14 @@ class Call:
         except NoCommonCodec:
             return [Respond(txn, self._respond(leg, request, 488, "Not Acceptable Here"))]
         body = self._anchored(other, offer)
-        relayed = self._send_in_dialog(other, method, body=body, extra=self._session_headers(other))
+        relayed = self._send_in_dialog(other, method, body=body, extra=self._session_headers(other, request=True))
         pending = _Pending(leg.id, txn, method, request, sdp)
         other.outgoing = pending
         self._pending[relayed.top_via.branch or ""] = pending
         return [SendRequest(other.id, relayed, other.flow), *self._arm_session_timer(leg)]
 
     def _answer_locally(self, leg: Leg, request: Request, txn: object, body: bytes) -> list[Action]:
-        headers = [("Allow", ALLOW), ("Supported", "timer"), *self._session_headers(leg)]
+        headers = [("Allow", ALLOW), ("Supported", "timer"), *self._session_headers(leg, request=False)]
         reply = self._respond(leg, request, 200, "OK", headers=headers, body=body)
         actions: list[Action] = [Respond(txn, reply), *self._arm_session_timer(leg)]
         if request.method == "INVITE":
@@ -745,7 +765,7 @@ class Call:
         """The far leg answered a relayed re-INVITE/UPDATE/INFO: answer the near leg the same way."""
         leg.outgoing = None
         origin = self.leg(pending.from_leg)
-        if origin is None:
+        if origin is None or pending.cancelled:
             return []
         status = response.status
         body = b""
@@ -762,14 +782,17 @@ class Call:
                     self.media.arm()
                 else:
                     self.media.disarm()
-            if answer is not None:
+            if answer is not None and first_codec(answer) is not None:
                 self._learn(leg, answer, leg.flow)
                 body = self._anchored(origin, answer)
                 codec = first_codec(answer)
                 if codec is not None:
                     self.codec = codec.name
             actions += self._arm_session_timer(leg)
-        headers = [("Allow", ALLOW), ("Supported", "timer"), *self._session_headers(origin)] if status < 300 else []
+        refresh = pending.method in ("INVITE", "UPDATE") and status < 300
+        headers: list[tuple[str, str]] = []
+        if refresh:
+            headers = [("Allow", ALLOW), ("Supported", "timer"), *self._session_headers(origin, request=False)]
         reply = self._respond(origin, pending.request, status, response.reason, headers=headers, body=body)
         if pending.method == "INFO" and status < 300:
             reply.body = response.body
@@ -808,7 +831,7 @@ class Call:
             return self._system_hangup(now, 408, "Session expired (no refresh)", leg)
         if leg.outgoing is not None:
             return [SetTimer(f"se:{leg.id}", 2.0)]
-        extra = self._session_headers(leg)
+        extra = self._session_headers(leg, request=True)
         if leg.allows_update:
             refresh = self._send_in_dialog(leg, "UPDATE", extra=extra)
         else:
@@ -824,8 +847,8 @@ class Call:
         if leg.retx_elapsed >= 0:
             leg.retx_elapsed += leg.retx_interval  # the time since the first 2xx
         if leg.retx_elapsed < 0 or leg.retx_elapsed >= give_up:
-            leg.last_2xx = None  # §13.3.1.4: no ACK in 64*T1: the session is over
-            return self._system_hangup(now, 408, "No ACK received", leg)
+            leg.last_2xx = None  # §13.3.1.4: no ACK in 64*T1: the session is over, BYE on both legs
+            return self._system_hangup(now, 408, "No ACK received", None)
         # Doubling up to T2, but the last wait stops at 64*T1, not at the next retransmission after it.
         leg.retx_interval = min(2 * leg.retx_interval, self.config.timers.t2, give_up - leg.retx_elapsed)
         return [Transmit(leg.flow, reply), SetTimer(f"2xx:{leg.id}", leg.retx_interval)]

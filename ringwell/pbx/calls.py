@@ -110,6 +110,10 @@ class SipSender(Protocol):
 
     def transmit(self, flow: Source, data: bytes) -> None: ...
 
+    def pending(self, txn: object) -> bool:
+        """True while the server transaction ``txn`` has not sent a final response."""
+        ...
+
 
 class _Media:
     """Adapts a relay session to the call's ``MediaSeam``."""
@@ -216,11 +220,11 @@ class CallManager:
         ))
 
     def _closed_early(self, call_id: str, now: Instant, status: int, reason: str, disposition: str = "failed",
-                      callee: Callee | None = None) -> None:
+                      callee: Callee | None = None, hangup_by: str = "system") -> None:
         self.cdr.closed(CallClosed(
             id=call_id, callee_user_id=callee.user_id if callee else None,
             callee_extension=callee.extension if callee else None, answered_at=None, ended_at=_utc(now.wall),
-            ring_seconds=0.0, talk_seconds=0.0, disposition=disposition, hangup_by="system", sip_status=status,
+            ring_seconds=0.0, talk_seconds=0.0, disposition=disposition, hangup_by=hangup_by, sip_status=status,
             sip_reason=reason, codec=None, media=None,
         ))
 
@@ -251,15 +255,13 @@ class CallManager:
             self._closed_early(call_id, _now(), 500, "Dial plan look-up failed")
             return
         now = _now()
+        if not self.sip.pending(txn):  # the caller CANCELled during the look-up (answered 487)
+            self._closed_early(call_id, now, 487, "Caller cancelled", "cancelled", callee, "caller")
+            return
         if callee is None:
             self._reject(request, txn, 404, "Not Found")
             self._closed_early(call_id, now, 404, "No such extension")
             return
-        targets = [
-            Target(binding.contact, binding.source, binding.user_agent)
-            for credential_id in callee.credential_ids
-            for binding in self.registrar.lookup(credential_id, now.wall)
-        ]
         try:
             session = self.relay.create(call_id)
         except PortExhausted:
@@ -267,7 +269,26 @@ class CallManager:
             self._reject(request, txn, 503, "No Free Media Ports")
             self._closed_early(call_id, now, 503, "No free media ports", callee=callee)
             return
+        try:
+            self._begin(request, txn, source, caller, callee, dialled, call_id, session, now)
+        except Exception:
+            # Nothing of a call that could not start may stay behind: ports, maps, an open record.
+            log.exception("call %s could not start", call_id)
+            session.close()
+            self.calls.pop(call_id, None)
+            self._media.pop(call_id, None)
+            self._by_invite.pop(txn, None)
+            self._reject(request, txn, 500, "Server Internal Error")
+            self._closed_early(call_id, _now(), 500, "Call could not start", callee=callee)
+
+    def _begin(self, request: Request, txn: object, source: Source, caller: CredentialRecord, callee: Callee,
+               dialled: str, call_id: str, session: MediaSession, now: Instant) -> None:
         media = _Media(session)
+        targets = [
+            Target(binding.contact, binding.source, binding.user_agent)
+            for credential_id in callee.credential_ids
+            for binding in self.registrar.lookup(credential_id, now.wall)
+        ]
         try:
             call = Call(
                 call_id=call_id, invite=request, txn=txn, source=source,
@@ -301,6 +322,9 @@ class CallManager:
     def cancel(self, invite_txn: object, request: Request) -> bool:
         call = self._by_invite.get(invite_txn)
         if call is None:
+            found = self._dialogs.get((request.call_id, request.to.tag or ""))
+            if found is not None:
+                found[0].cancel_request(invite_txn)  # a re-INVITE: the endpoint answers it 487
             return False
         self.execute(call, call.cancel(request.headers.get("reason"), _now()))
         return True
@@ -325,14 +349,16 @@ class CallManager:
             leg_id, request = action.leg, action.request
             self.sip.send_request(
                 request, action.flow,
-                lambda response: self.execute(call, call.response(leg_id, request, response, _now())),
-                lambda: self.execute(call, call.request_failed(leg_id, request, _now())),
+                lambda response: self._safely(call, lambda: call.response(leg_id, request, response, _now())),
+                lambda: self._safely(call, lambda: call.request_failed(leg_id, request, _now())),
             )
         elif isinstance(action, Respond):
             self.sip.respond(action.txn, action.response)
         elif isinstance(action, Transmit):
             self.sip.transmit(action.flow, action.message.encode())
         elif isinstance(action, SetTimer):
+            if call.over:
+                return  # a late response to a call already ended must not leave a timer behind
             key = (call.id, action.name)
             old = self._timers.pop(key, None)
             if old is not None:
@@ -345,6 +371,8 @@ class CallManager:
             if handle is not None:
                 handle.cancel()
         elif isinstance(action, DialogCreated):
+            if call.over:
+                return
             self._dialogs[action.key] = (call, action.leg)
             self._keys.setdefault(call.id, []).append(action.key)
         elif isinstance(action, Answered):
@@ -352,6 +380,15 @@ class CallManager:
                                            action.codec))
         elif isinstance(action, Ended):
             self._ended(call, action)
+
+    def _safely(self, call: Call, step: Callable[[], list[Action]]) -> None:
+        """Feed the call; a bug in one call is logged and must not break the transaction layer."""
+        try:
+            actions = step()
+        except Exception:
+            log.exception("call %s: error handling a response", call.id)
+            return
+        self.execute(call, actions)
 
     def _fire(self, call: Call, name: str) -> None:
         self._timers.pop((call.id, name), None)

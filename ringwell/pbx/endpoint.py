@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -56,6 +57,7 @@ IN_DIALOG = frozenset({"INVITE", "UPDATE", "BYE", "INFO"})
 ACCEPTED_TYPES = frozenset({"application/sdp", "multipart/mixed", "multipart/alternative"})
 MAX_PENDING_LOOKUPS = 256
 MAX_USERNAME = 64  # the longest SIP username the database holds
+INVITE_TIMER_C = 660.0  # > the longest ring timeout (600 s) a user can have
 
 Reply = Callable[[bytes], None]
 ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
@@ -83,6 +85,12 @@ def screen_request(request: Request) -> Rejection | None:
         rejection = check_request(request, allowed=ALLOWED, supported=SUPPORTED, accepted_types=ACCEPTED_TYPES)
     except ValueError as exc:  # a list header that cannot be split (an unterminated quote)
         return Rejection(400, f"Malformed header: {exc}")
+    if rejection is None and request.method in ("INVITE", "UPDATE"):
+        try:  # what the B2BUA reads from an INVITE must split cleanly
+            for name in ("record-route", "supported", "allow", "session-expires"):
+                request.headers.values(name)
+        except ValueError as exc:
+            return Rejection(400, f"Malformed header: {exc}")
     if rejection is not None or request.method != "REGISTER":
         return rejection
     if not isinstance(request.to.uri, SipUri):
@@ -232,6 +240,7 @@ class SipEndpoint:
         self.nonces = nonces
         self.max_message_size = max_message_size
         self.timers = timers or TimerValues()
+        self._invite_timers = dataclasses.replace(self.timers, timer_c=INVITE_TIMER_C)
         self.intake: FairIntake[tuple[bytes, Source, Reply]] = FairIntake(intake_per_source)
         self.stats = EndpointStats()
         self._txns: dict[tuple[str, ...], _Entry] = {}
@@ -402,6 +411,8 @@ class SipEndpoint:
 
     def _start_call(self, request: Request, key: tuple[str, ...], entry: _Entry, caller: CredentialRecord) -> None:
         assert self.calls is not None
+        if not self.pending(key):
+            return  # CANCELled (and answered 487) while the credentials were looked up
         self.calls.invite(request, key, entry.source, caller)
 
     def _cancel(self, request: Request, key: tuple[str, ...], entry: _Entry) -> None:
@@ -463,7 +474,9 @@ class SipEndpoint:
         reliable = flow.transport != "udp"
         txn: ClientTransaction
         if request.method == "INVITE":
-            txn = ClientInviteTransaction(request, reliable, self.timers)
+            # Timer C (§16.6) bounds an INVITE that got a 1xx and then nothing (a phone that
+            # vanished, even after our CANCEL): longer than the longest ring timeout.
+            txn = ClientInviteTransaction(request, reliable, self._invite_timers, use_timer_c=True)
         else:
             txn = ClientNonInviteTransaction(request, reliable, self.timers)
         key = (request.top_via.branch or "", request.method)
@@ -478,6 +491,10 @@ class SipEndpoint:
         entry = self._txns.get(txn)
         if entry is not None:
             self._respond(txn, entry, response)
+
+    def pending(self, txn: object) -> bool:
+        entry = self._txns.get(txn) if isinstance(txn, tuple) else None
+        return entry is not None and entry.txn.state in (State.TRYING, State.PROCEEDING)
 
     def transmit(self, flow: Source, data: bytes) -> None:
         send = self.sender(flow)
@@ -502,6 +519,8 @@ class SipEndpoint:
                     handle.cancel()
             elif isinstance(action, Timeout):
                 client.on_failure()
+                if action.timer is Timer.C:  # the transaction itself would wait for a 487 forever
+                    self._execute_client(key, client, [Terminated()])
             elif isinstance(action, Terminated):
                 for handle in client.timers.values():
                     handle.cancel()

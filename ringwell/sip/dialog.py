@@ -34,7 +34,8 @@ class ViaSpec:
     port: int
 
     def header(self, branch: str) -> str:
-        return f"SIP/2.0/{self.transport.upper()} {self.host}:{self.port};branch={branch};rport"
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"SIP/2.0/{self.transport.upper()} {host}:{self.port};branch={branch};rport"
 
 
 def _contact_uri(message: Request | Response) -> str | None:

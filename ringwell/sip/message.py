@@ -521,7 +521,14 @@ def parse_message(data: bytes, *, max_size: int = 65535, datagram: bool = True) 
     head, rest = _split_head(data)
     if "\n " in head or "\n\t" in head:
         head = _FOLD_RE.sub(" ", head)
-    lines = head.split("\r\n") if "\r\n" in head else head.split("\n")
+    if "\r\n" in head:
+        lines = head.split("\r\n")
+        if "\r" in head.replace("\r\n", "") or "\n" in head.replace("\r\n", ""):
+            # A bare CR or LF inside a CRLF message would end a header early for some peers:
+            # relayed on, it could smuggle header fields into another leg (RFC 3261 §7.3.1).
+            raise _error(lines[0], [], "Bare CR or LF in a header")
+    else:
+        lines = head.split("\n")
     start = lines[0]
     items: list[tuple[str, str]] = []
     for line in lines[1:]:

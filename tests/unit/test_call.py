@@ -584,7 +584,7 @@ def test_200_is_retransmitted_over_udp_doubling_to_t2_until_the_ack():
     assert h.ended() == []
 
 
-def test_no_ack_within_64_t1_hangs_up_the_callee():
+def test_no_ack_within_64_t1_hangs_up_both_legs():
     h = Harness(targets=1)
     h.start()
     ok = only_reply(h.answer(ack=False))
@@ -593,7 +593,9 @@ def test_no_ack_within_64_t1_hangs_up_the_callee():
     assert times == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
     bye = only_request(out, "BYE", "b0")
     assert "cause=408" in (bye.headers.get("reason") or "")
-    assert requests(out, "BYE", "a") == []
+    # RFC 3261 §13.3.1.4: the caller, whose ACK never came, gets a BYE too (its phone may show a call)
+    to_caller = only_request(out, "BYE", "a")
+    assert "No ACK received" in (to_caller.headers.get("reason") or "")
     record = ended(out)
     assert (record.hangup_by, record.sip_status) == ("system", 408)
     # The session ends when 64*T1 has passed, not at the next retransmission after it.
@@ -909,7 +911,8 @@ def test_ringwell_refreshes_the_caller_with_update_when_allowed():
     out = h.advance(45.0)
     refresh = only_request(out, "UPDATE", "a")
     assert refresh.uri_text == CALLER_CONTACT_URI and refresh.call_id == CALLER_CALL_ID
-    assert refresh.headers.get("session-expires") == "90;refresher=uas"
+    # Ringwell refreshes, and in its own UPDATE it is the UAC (RFC 4028 §7.4)
+    assert refresh.headers.get("session-expires") == "90;refresher=uac"
     assert refresh.body == b""
     done = h.replies_to_leg("a", refresh, 200, headers="Session-Expires: 90;refresher=uas\r\n")
     assert timers_set(done) == {"se:a": 45.0}
@@ -965,7 +968,8 @@ def test_call_ends_when_the_refreshing_peer_stays_silent():
     h.advance(50.0)
     refreshed = h.from_callee("b0", h.callee_request("b0", "UPDATE", extra="Session-Expires: 90\r\n"), "txn:upd")
     reply = only_reply(refreshed, "txn:upd")
-    assert reply.status == 200 and reply.headers.get("session-expires") == "90;refresher=uas"
+    # the callee, the UAC of its UPDATE, stays the refresher (RFC 4028 §9: the UAS echoes it)
+    assert reply.status == 200 and reply.headers.get("session-expires") == "90;refresher=uac"
     assert requests(refreshed) == []
     assert h.ended() == []
     h.advance(59.0)
@@ -1029,3 +1033,28 @@ def test_hold_stops_the_media_timeout_and_resume_restarts_it():
     resume = only_request(h.from_caller(h.caller_request("INVITE", body=OFFER), "txn:resume"), "INVITE", "b0")
     h.replies_to_leg("b0", resume, 200, sdp=HOLD_ANSWER)
     assert h.media.armed == 2
+
+
+def test_a_resent_200_from_the_answering_callee_is_acked_again_not_hung_up():
+    h = Harness(targets=2)
+    h.start()
+    fork = h.forks["b0"]
+    first = h.fork_replies("b0", 200, sdp=ANSWER)
+    [ack] = [t for t in transmitted(first) if isinstance(t.message, Request)]
+    again = h.fork_replies("b0", 200, sdp=ANSWER)  # our ACK was lost: the callee resends its 200
+    assert [t.message for t in transmitted(again)] == [ack.message]
+    assert requests(again, "BYE") == [] and h.ended() == []
+    assert fork.call_id == ack.message.call_id
+
+
+def test_refresher_names_the_role_in_each_transaction():
+    """RFC 4028: refresher=uac/uas names a role in *this* transaction, whichever leg it is on."""
+    h = Harness(targets=1, session_expires=90, invite=caller_invite(extra="Supported: timer\r\n"
+                                                                     "Session-Expires: 90;refresher=uac\r\n"))
+    h.start()
+    ok = only_reply(h.answer())
+    assert ok.headers.get("session-expires") == "90;refresher=uac"  # the caller refreshes, as it asked
+    # the callee puts the call on hold: the re-INVITE Ringwell sends to the caller still names the caller
+    out = h.from_callee("b0", h.callee_request("b0", "INVITE", body=HOLD_ANSWER), "txn:hold")
+    relayed = only_request(out, "INVITE", "a")
+    assert relayed.headers.get("session-expires") == "90;refresher=uas"

@@ -205,3 +205,12 @@ def test_uac_dialog_takes_the_first_remote_cseq_as_is():
     assert dialog.accept_remote_seq(in_dialog("BYE", 1))
     assert dialog.remote_seq == 1
     assert not dialog.accept_remote_seq(in_dialog("INFO", 0))
+
+
+def test_via_brackets_an_ipv6_host():
+    from ringwell.sip.message import parse_via
+
+    header = ViaSpec("udp", "2001:db8::5", 5060).header("z9hG4bKx")
+    assert header.startswith("SIP/2.0/UDP [2001:db8::5]:5060;")
+    (via,) = parse_via(header)
+    assert via.port == 5060 and via.branch == "z9hG4bKx"
