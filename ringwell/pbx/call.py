@@ -461,6 +461,7 @@ class Call:
             self._pending[request.top_via.branch or ""] = pending
             return []
         if method == "UPDATE" and response.status >= 200:
+            leg.outgoing = None
             return self._refresh_done(leg, response, now)
         return []
 
@@ -837,6 +838,8 @@ class Call:
         else:
             body = self._anchored(leg, leg.last_sdp, bump=False) if leg.last_sdp else b""
             refresh = self._send_in_dialog(leg, "INVITE", extra=extra, body=body)
+        # Our refresh is an offer exchange in flight too: a relayed offer meanwhile gets 491 (RFC 3311 §5.2).
+        leg.outgoing = _Pending(leg.id, None, refresh.method, refresh)
         return [SendRequest(leg.id, refresh, leg.flow)]
 
     def _retransmit_2xx(self, leg: Leg, now: Instant) -> list[Action]:

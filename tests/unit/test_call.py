@@ -1058,3 +1058,17 @@ def test_refresher_names_the_role_in_each_transaction():
     out = h.from_callee("b0", h.callee_request("b0", "INVITE", body=HOLD_ANSWER), "txn:hold")
     relayed = only_request(out, "INVITE", "a")
     assert relayed.headers.get("session-expires") == "90;refresher=uas"
+
+
+def test_an_offer_during_our_own_refresh_gets_491_and_goes_through_after():
+    h = Harness(targets=1, session_expires=90)
+    h.start()
+    h.answer()
+    out = h.advance(45.0)
+    refresh, callee_refresh = only_request(out, "UPDATE", "a"), only_request(out, "INVITE", "b0")
+    during = h.from_callee("b0", h.callee_request("b0", "INVITE", body=HOLD_ANSWER), "txn:during")
+    assert only_reply(during, "txn:during").status == 491
+    h.replies_to_leg("a", refresh, 200)
+    h.replies_to_leg("b0", callee_refresh, 200, sdp=HOLD_ANSWER)
+    after = h.from_callee("b0", h.callee_request("b0", "INVITE", body=HOLD_ANSWER), "txn:after")
+    assert requests(after, "INVITE", "a")
