@@ -5,13 +5,18 @@ happened — a response to a request a leg sent, an in-dialog request, a CANCEL,
 with an ``Instant`` (wall clock for records, monotonic clock for durations). The call answers
 with actions: ``SendRequest`` (through a new client transaction), ``Respond`` (through a
 server transaction), ``Transmit`` (no transaction: ACK for a 2xx, 2xx retransmissions),
-``SetTimer``/``ClearTimer``, ``DialogCreated`` and finally ``Ended`` with the call's record.
+``SetTimer``/``ClearTimer``, ``DialogCreated``, ``Answered`` and finally ``Ended`` with the
+call's record.
 
-Legs never talk to each other. A leg turns SIP into leg-neutral call events (``Answered``,
-``Rejected``, ``HungUp``, ``OfferReceived`` …); the call reacts to an event from one leg by
-commanding the others. Every message a leg sends is built from that leg's own dialog, so no
-Via, Contact, Call-ID or tag of one leg leaks into the other (topology hiding). Media goes
-through the ``MediaSeam``: side "a" faces the caller, side "b" the callee.
+Legs never talk to each other. What happens on a leg is first handled for that leg alone
+(its transaction answers, its dialog, the ACK of its 2xx, its CSeq and session timer) and then
+reported as a leg-neutral call event — ``Progress``, ``Connected``, ``Refused``,
+``CallerCancelled``, ``HungUp``, ``OfferReceived``, ``OfferAnswered``, ``InfoReceived`` — to
+``Call._on()``, which decides and commands the other legs (relay a 180, pick the winner and
+cancel the rest, hang up, re-anchor and pass on an offer). Every message a leg sends is built
+from that leg's own dialog, so no Via, Contact, Call-ID or tag of one leg leaks into the other
+(topology hiding). Media goes through the ``MediaSeam``: side "a" faces the caller, side "b"
+the callee.
 
 RFCs: 3261 (§13 INVITE, §9 CANCEL, §13.3.1.4 2xx retransmission, §15 BYE), 3326 (Reason),
 3311 (UPDATE), 3264 (offer/answer through ``ringwell.sip.sdp``), 4028 (session timers).
@@ -48,13 +53,22 @@ __all__ = [
     "Answered",
     "Call",
     "CallConfig",
+    "CallEvent",
     "CallRecordDraft",
+    "CallerCancelled",
     "ClearTimer",
+    "Connected",
     "DialogCreated",
     "Ended",
+    "HungUp",
+    "InfoReceived",
     "Instant",
     "MediaSeam",
+    "OfferAnswered",
+    "OfferReceived",
     "Party",
+    "Progress",
+    "Refused",
     "Respond",
     "SendRequest",
     "SetTimer",
@@ -234,6 +248,72 @@ class Leg:
         return self.state is LegState.TERMINATED
 
 
+# -- call events: what one leg reports, in terms every other leg understands -----------------
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A ringing device sent a provisional response (180, or 183 with early media)."""
+
+    leg: Leg
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """A device answered: its dialog exists and its 2xx is ACKed."""
+
+    leg: Leg
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A device gave a final non-2xx answer (or could not be reached)."""
+
+    leg: Leg
+
+
+@dataclass(frozen=True, slots=True)
+class CallerCancelled:
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HungUp:
+    """A leg sent BYE (answered 200 by that leg)."""
+
+    leg: Leg
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OfferReceived:
+    """A re-INVITE or UPDATE with a new SDP offer arrived on a leg."""
+
+    leg: Leg
+    request: Request
+    txn: object
+    sdp: SessionDescription
+
+
+@dataclass(frozen=True, slots=True)
+class OfferAnswered:
+    """The far leg gave its final answer to a request relayed to it for ``pending.from_leg``."""
+
+    leg: Leg
+    pending: _Pending
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class InfoReceived:
+    leg: Leg
+    request: Request
+    txn: object
+
+
+CallEvent = Progress | Connected | Refused | CallerCancelled | HungUp | OfferReceived | OfferAnswered | InfoReceived
+
+
 def _sdp_of(message: Request | Response) -> SessionDescription | None:
     if not message.body:
         return None
@@ -395,6 +475,24 @@ class Call:
     def over(self) -> bool:
         return self.ended is not None
 
+    # -- the call: reacts to one leg's event by commanding the others -----------------------
+    def _on(self, event: CallEvent, now: Instant) -> list[Action]:
+        if isinstance(event, Progress):
+            return self._relay_provisional(event.leg, event.response)
+        if isinstance(event, Connected):
+            return self._on_connected(event.leg, event.response, now)
+        if isinstance(event, Refused):
+            return self._on_refused(now)
+        if isinstance(event, CallerCancelled):
+            return self._on_cancelled(event.reason, now)
+        if isinstance(event, HungUp):
+            return self._on_hung_up(event.leg, event.reason, now)
+        if isinstance(event, OfferReceived):
+            return self._relay_offer(event.leg, event.request, event.txn, event.sdp)
+        if isinstance(event, OfferAnswered):
+            return self._relay_final(event.leg, event.pending, event.response)
+        return self._relay_request(event.leg, event.request, event.txn)
+
     # -- start -----------------------------------------------------------------------------
     def start(self, now: Instant) -> list[Action]:
         actions: list[Action] = [DialogCreated(self.inbound.dialog.key, "a")] if self.inbound.dialog else []
@@ -456,7 +554,8 @@ class Call:
         if method == "INVITE":
             return self._reinvite_response(leg, request, response, pending, now)
         if pending is not None and response.status >= 200:
-            return self._relay_final(leg, pending, response)
+            leg.outgoing = None
+            return self._on(OfferAnswered(leg, pending, response), now)
         if pending is not None:
             self._pending[request.top_via.branch or ""] = pending
             return []
@@ -492,19 +591,19 @@ class Call:
                 actions += self._send_cancel(leg)
                 return actions
             if self.winner is None and not self.over:
-                actions += self._relay_provisional(leg, response)
+                actions += self._on(Progress(leg, response), now)
             return actions
         if 200 <= status < 300:
-            if self.winner is not None or self.over:
-                leg.state = LegState.TERMINATED
-                return self._ack_and_bye(leg, response)
-            return self._fork_answered(leg, response, now)
+            # this leg's own part: its dialog, and the ACK for its 2xx
+            dialog = Dialog.uac(leg.invite, response)
+            leg.dialog = dialog
+            leg.ack = dialog.ack(leg.invite.cseq.number, self.config.via_for(leg.flow))
+            leg.allows_update = _allows(response, "UPDATE")
+            return [Transmit(leg.flow, leg.ack), *self._on(Connected(leg, response), now)]
         leg.state = LegState.TERMINATED
         leg.final_status = status
         leg.final_reason = response.reason
-        if self.winner is None and not self.over and all(f.ended for f in self.forks.values()):
-            return self._all_failed(now)
-        return actions
+        return self._on(Refused(leg), now)
 
     def _relay_provisional(self, leg: Leg, response: Response) -> list[Action]:
         status = response.status
@@ -531,17 +630,20 @@ class Call:
         bye = dialog.request("BYE", via, extra=[("Reason", COMPLETED_ELSEWHERE)])
         return [Transmit(leg.flow, ack), SendRequest(leg.id, bye, leg.flow)]
 
-    def _fork_answered(self, leg: Leg, response: Response, now: Instant) -> list[Action]:
+    def _on_connected(self, leg: Leg, response: Response, now: Instant) -> list[Action]:
+        """First answer wins; a device answering after that is hung up."""
+        dialog = leg.dialog
+        assert dialog is not None
+        if self.winner is not None or self.over:
+            leg.state = LegState.TERMINATED
+            bye = dialog.request("BYE", self.config.via_for(leg.flow), extra=[("Reason", COMPLETED_ELSEWHERE)])
+            return [SendRequest(leg.id, bye, leg.flow)]
         try:
             answer = _sdp_of(response)
         except RemoteProtocolError:
             answer = None
-        dialog = Dialog.uac(leg.invite, response)
-        leg.dialog = dialog
         leg.state = LegState.CONFIRMED
-        leg.ack = dialog.ack(leg.invite.cseq.number, self.config.via_for(leg.flow))
-        leg.allows_update = _allows(response, "UPDATE")
-        actions: list[Action] = [DialogCreated(dialog.key, leg.id), Transmit(leg.flow, leg.ack), ClearTimer("ring")]
+        actions: list[Action] = [DialogCreated(dialog.key, leg.id), ClearTimer("ring")]
         if answer is None or first_codec(answer) is None:
             # No usable answer: hang this leg up and fail the call (the caller gets 488).
             bye = dialog.request("BYE", self.config.via_for(leg.flow),
@@ -599,7 +701,10 @@ class Call:
         extra = (("Reason", leg.cancel_reason),) if leg.cancel_reason else ()
         return [SendRequest(leg.id, cancel_for(leg.invite, extra), leg.flow)]
 
-    def _all_failed(self, now: Instant) -> list[Action]:
+    def _on_refused(self, now: Instant) -> list[Action]:
+        """When every device has refused, the caller gets the most telling answer."""
+        if self.winner is not None or self.over or not all(f.ended for f in self.forks.values()):
+            return []
         statuses = [f.final_status or 500 for f in self.forks.values()]
         six = [s for s in statuses if s >= 600]
         if six:
@@ -619,6 +724,9 @@ class Call:
     # -- the caller gives up, or nobody answers --------------------------------------------
     def cancel(self, reason: str | None, now: Instant) -> list[Action]:
         """The caller sent CANCEL (already answered 200 by the driver)."""
+        return self._on(CallerCancelled(reason), now)
+
+    def _on_cancelled(self, reason: str | None, now: Instant) -> list[Action]:
         if self.winner is not None or self.over:
             return []
         actions: list[Action] = [ClearTimer("ring")]
@@ -658,7 +766,7 @@ class Call:
         if method in ("INVITE", "UPDATE"):
             return self._offer_received(leg, request, txn, now)
         if method == "INFO":
-            return self._relay_request(leg, request, txn)
+            return self._on(InfoReceived(leg, request, txn), now)
         return [Respond(txn, self._respond(leg, request, 405, "Method Not Allowed", headers=[("Allow", ALLOW)]))]
 
     def _ack_received(self, leg: Leg, request: Request) -> list[Action]:
@@ -677,11 +785,14 @@ class Call:
         if leg.ended or self.over:
             return actions
         leg.state = LegState.TERMINATED
-        reason = request.headers.get("reason")
+        return actions + self._on(HungUp(leg, request.headers.get("reason")), now)
+
+    def _on_hung_up(self, leg: Leg, reason: str | None, now: Instant) -> list[Action]:
+        actions: list[Action] = []
         if leg.inbound and self.winner is None:
             # §15: the caller may BYE the early dialog; like a CANCEL, the forks are cancelled and
             # the pending INVITE gets its 487 (§15.1.2).
-            return actions + self.cancel(reason, now)
+            return actions + self._on_cancelled(reason, now)
         who = "caller" if leg.inbound else "callee"
         actions += self._hang_up_others(leg, reason)
         return actions + self._end(now, "answered", who, 200, reason if reason else "Normal clearing")
@@ -700,7 +811,6 @@ class Call:
     def _offer_received(self, leg: Leg, request: Request, txn: object, now: Instant) -> list[Action]:
         """A re-INVITE or UPDATE: a session refresh, or a new offer (hold, resume, codec change)."""
         method = request.method
-        other = self.winner if leg.inbound else self.inbound
         if leg.dialog is not None:
             leg.dialog.refresh_target(request)
         expires = _session_expires(request)
@@ -714,6 +824,12 @@ class Call:
             # A session refresh without an offer: answered here; an INVITE gets our current SDP.
             body = self._anchored(leg, leg.last_sdp, bump=False) if method == "INVITE" and leg.last_sdp else b""
             return self._answer_locally(leg, request, txn, body)
+        return self._on(OfferReceived(leg, request, txn, sdp), now)
+
+    def _relay_offer(self, leg: Leg, request: Request, txn: object, sdp: SessionDescription) -> list[Action]:
+        """Pass a new offer on to the other leg, re-anchored; one offer exchange at a time (491)."""
+        method = request.method
+        other = self.winner if leg.inbound else self.inbound
         if other is None or other.state is not LegState.CONFIRMED or other.dialog is None:
             return [Respond(txn, self._respond(leg, request, 491, "Request Pending"))]
         if other.outgoing is not None or leg.outgoing is not None:
@@ -760,7 +876,7 @@ class Call:
         leg.outgoing = None
         if pending is None:
             return actions + self._refresh_done(leg, response, now)
-        return actions + self._relay_final(leg, pending, response)
+        return actions + self._on(OfferAnswered(leg, pending, response), now)
 
     def _relay_final(self, leg: Leg, pending: _Pending, response: Response) -> list[Action]:
         """The far leg answered a relayed re-INVITE/UPDATE/INFO: answer the near leg the same way."""
