@@ -52,6 +52,20 @@ def _raise_fd_limit() -> None:
             log.debug("could not raise the open-file limit from %d", soft)
 
 
+_gc_started = 0.0
+
+
+def _gc_watch(phase: str, info: dict[str, Any]) -> None:
+    """Log collector pauses long enough to cause SIP retransmissions."""
+    global _gc_started
+    if phase == "start":
+        _gc_started = time.perf_counter()
+        return
+    pause = (time.perf_counter() - _gc_started) * 1000
+    if pause > 100:
+        log.warning("garbage collection (generation %s) paused everything for %.0f ms", info.get("generation"), pause)
+
+
 def _tune_gc() -> None:
     """Keep collector pauses short under load (DESIGN.md: GC stalls triggered retransmissions).
 
@@ -61,6 +75,43 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    if _gc_watch not in gc.callbacks:
+        gc.callbacks.append(_gc_watch)
+
+
+class LoopLag:
+    """How late the event loop runs a callback: stalls here become SIP retransmissions."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.worst_ms = 0.0  # since start
+        self.recent_ms = 0.0  # worst over the last ~10 s
+        self._window_start = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(self.interval)
+            lag = (time.monotonic() - before - self.interval) * 1000
+            now = time.monotonic()
+            if now - self._window_start > 10:
+                self._window_start, self.recent_ms = now, 0.0
+            self.recent_ms = max(self.recent_ms, lag)
+            self.worst_ms = max(self.worst_ms, lag)
+            if lag > 250:
+                log.warning("event loop stalled for %.0f ms", lag)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="loop-lag")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 class _HttpServer(uvicorn.Server):
@@ -111,6 +162,7 @@ class RingwellServer:
         )
         self.endpoint.calls = self.calls
         self.endpoint.sender = self._sender
+        self.loop_lag = LoopLag()
         self.udp: UdpTransport | None = None
         self.tcp = StreamServer("tcp", self._stream_message, self._stream_error,
                                 max_message_size=settings.max_message_size)
@@ -168,6 +220,7 @@ class RingwellServer:
             "calls": self.calls.active,
             "media_sessions": self.relay.sessions,
             "intake_dropped": self.endpoint.intake.dropped,
+            "loop_lag_ms": {"recent": round(self.loop_lag.recent_ms, 1), "worst": round(self.loop_lag.worst_ms, 1)},
         }
 
     async def start(self) -> None:
@@ -206,12 +259,14 @@ class RingwellServer:
             await asyncio.sleep(0.02)
         self.started = True
         _tune_gc()
+        self.loop_lag.start()
         log.info("SIP on %s udp/tcp %d, tls %d; HTTP on %d", bind, settings.sip_port, settings.tls_port,
                  settings.http_port)
 
     async def stop(self) -> None:
         """Stop taking messages first, then the logic, then write what is left (idempotent)."""
         try:
+            await self.loop_lag.stop()
             if self.started:
                 await self.calls.stop()
             if self._http is not None and self._http_task is not None:

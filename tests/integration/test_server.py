@@ -346,3 +346,16 @@ async def test_tls_uses_a_configured_certificate_or_generates_one(tmp_path):
     pem = mine.cert.read_text()
     assert ssl.DER_cert_to_PEM_cert(configured).split() == pem.split()
     assert configured != generated
+
+
+async def test_healthz_reports_calls_media_and_event_loop_stalls(server):
+    import httpx
+
+    async with httpx.AsyncClient(trust_env=False) as http:
+        await asyncio.sleep(0.2)
+        loop = asyncio.get_running_loop()
+        loop.call_soon(time.sleep, 0.3)  # a 300 ms stall, as a long collector pause would be
+        await asyncio.sleep(0.5)
+        health = (await http.get(f"http://127.0.0.1:{server.settings.http_port}/healthz")).json()
+    assert health["status"] == "ok" and health["calls"] == 0 and health["media_sessions"] == 0
+    assert health["loop_lag_ms"]["worst"] >= 250, health
