@@ -370,6 +370,7 @@ class MediaSide:
     def summary(self) -> dict[str, Any]:
         """Ports, addresses, counters, stream statistics and the leg's latest RTCP report."""
         report = self.last_report
+        peer_rate = getattr(self, "peer", self).clock_rate  # the peer link is gone once closed
         return {
             "local_port": self.local_port,
             "local_rtcp_port": self.local_rtcp_port,
@@ -400,7 +401,7 @@ class MediaSide:
             # What this leg's phone says about the media it receives from us (RFC 3550 §6.4.1).
             "reported_fraction_lost": None if report is None else report.fraction_lost,
             "reported_cumulative_lost": None if report is None else report.cumulative_lost,
-            "reported_jitter_ms": None if report is None else round(report.jitter * 1000 / self.peer.clock_rate, 3),
+            "reported_jitter_ms": None if report is None else round(report.jitter * 1000 / peer_rate, 3),
         }
 
 
@@ -448,6 +449,12 @@ class MediaSession:
         self._closed = True
         self.a._close()
         self.b._close()
+        for side in (self.a, self.b):
+            # Break the side <-> side <-> session references: a closed session is then freed by
+            # reference counting alone, never left for the cyclic collector (whose pauses under
+            # load are what made SIP retransmit; the server freezes older objects every second).
+            del side.peer
+            del side._session
         self._relay._forget(self)
         log.debug("media %s: closed", self.label)
 
