@@ -75,8 +75,6 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    if _gc_watch not in gc.callbacks:
-        gc.callbacks.append(_gc_watch)
 
 
 class LoopLag:
@@ -143,6 +141,8 @@ class Collector:
 
     def start(self) -> None:
         if self._task is None:
+            if _gc_watch not in gc.callbacks:
+                gc.callbacks.append(_gc_watch)
             self._task = asyncio.create_task(self._run(), name="gc")
 
     async def stop(self) -> None:
@@ -152,6 +152,8 @@ class Collector:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             gc.unfreeze()  # back to the normal schedule (matters when embedded, e.g. in tests)
+            if _gc_watch in gc.callbacks:
+                gc.callbacks.remove(_gc_watch)
 
 
 class _HttpServer(uvicorn.Server):
