@@ -4,7 +4,6 @@ server killed with calls up."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import socket
@@ -14,10 +13,13 @@ from typing import Any
 
 import pytest
 
-from tests.interop.test_calls_sipp import Callee
+from tests.interop.test_calls_sipp import Callee, call
 from tests.peers.ports import LOOPBACK, free_port
+from tests.peers.proc import BoundedProcess
 from tests.peers.pyua import Caller, rtp_packet
 from tests.peers.server import RingwellServer
+from tests.peers.sipp import write_users_csv
+from tests.peers.sipp_calls import UAC, start_sipp, write_scenario
 
 pytestmark = pytest.mark.peers
 
@@ -31,11 +33,7 @@ def password(user: str) -> str:
 def start_server(tmp: Path, **kwargs: Any) -> RingwellServer:
     server = RingwellServer(tmp, **kwargs)
     server.start()
-    server.admin("create-org", "--name", "Acme")
-    rows = "email,extension,sip_username,sip_password\n" + "".join(
-        f"{u}@example.com,{ext},{u},{password(u)}\n" for u, ext in USERS.items())
-    (tmp / "users.csv").write_text(rows)
-    server.admin("bulk-users", "--org", "Acme", "--csv", str(tmp / "users.csv"))
+    server.add_users("Acme", USERS, password)
     return server
 
 
@@ -45,18 +43,21 @@ def records(server: RingwellServer) -> list[dict[str, Any]]:
     return data
 
 
-def answered_port(caller: Caller) -> int:
-    assert caller.answer is not None
-    match = re.search(rb"m=audio (\d+)", caller.answer.body)
-    assert match, caller.answer.body
-    return int(match.group(1))
+def wait_records(server: RingwellServer, check, timeout: float = 10.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while not check(rows := records(server)):
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.2)
+    return rows
 
 
-def udp_socket(port: int = 0) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((LOOPBACK, port))
-    sock.settimeout(0.05)
-    return sock
+def background_call(server: RingwellServer, tmp: Path, caller: str, dialled: str, hold_ms: int) -> BoundedProcess:
+    """A SIPp caller that dials, talks (no RTP) for ``hold_ms`` and hangs up, in the background."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    users = write_users_csv(tmp / f"caller-{caller}.csv", [(caller, password(caller))])
+    return start_sipp(server.sip_port, write_scenario(tmp, "uac-call", UAC["call"]), tmp / f"uac-{caller}",
+                      local_port=free_port(), seconds=40,
+                      extra_args=("-inf", str(users), "-s", dialled, "-d", str(hold_ms)))
 
 
 def exchange(sock: socket.socket, relay_port: int, count: int = 50) -> int:
@@ -83,20 +84,20 @@ def exchange(sock: socket.socket, relay_port: int, count: int = 50) -> int:
 
 
 def test_media_flows_when_rtp_comes_from_another_port_than_the_sdp_said(tmp_path):
+    """No packaged softphone sends RTP from another port than its SDP names (a NAT does), so the
+    caller here is ``tests.peers.pyua``; the callee is SIPp echoing the RTP it gets."""
     server = start_server(tmp_path)
-    bob = Callee(server, tmp_path, "bob", "answer", seconds=30)
-    announced, actual = udp_socket(), udp_socket()  # SDP says one port, RTP comes from another (NAT)
+    bob = Callee(server, tmp_path, "bob", "answer", seconds=30, extra=("-rtp_echo",))
+    announced, actual = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(
+        socket.AF_INET, socket.SOCK_DGRAM)
     caller = Caller(server.sip_port, "alice", password("alice"))
     try:
-        bob.proc.terminate(1.0)  # replace the plain UAS by one that echoes RTP
-        from tests.peers.sipp_calls import UAS, start_sipp, write_scenario
-
-        bob.proc = start_sipp(server.sip_port, write_scenario(tmp_path, "uas-echo", UAS["answer"]),
-                              tmp_path / "uas-bob", local_port=bob.port, seconds=30, extra_args=("-rtp_echo",))
-        time.sleep(0.3)
+        for sock in (announced, actual):
+            sock.bind((LOOPBACK, 0))
         response = caller.invite("201", announced.getsockname()[1])
         assert response.status == 200, response
-        echoed = exchange(actual, answered_port(caller))
+        relay_port = int(re.search(rb"m=audio (\d+)", response.body).group(1))  # type: ignore[union-attr]
+        echoed = exchange(actual, relay_port)
         announced.settimeout(0.2)
         with pytest.raises(TimeoutError):
             announced.recvfrom(2048)  # nothing goes to the port the SDP named once RTP latched
@@ -121,25 +122,23 @@ def test_no_free_rtp_ports_answers_503_and_ports_come_back(tmp_path):
     server = start_server(tmp_path, extra_env={"RINGWELL_RTP_PORTS": f"{low}-{low + 3}"})
     bob = Callee(server, tmp_path / "one", "bob", "answer", seconds=30)
     carl = Callee(server, tmp_path / "two", "carl", "answer", seconds=30)
-    first = Caller(server.sip_port, "alice", password("alice"))
-    second = Caller(server.sip_port, "amy", password("amy"))
-    third = Caller(server.sip_port, "amy", password("amy"))
+    first = background_call(server, tmp_path, "alice", "201", hold_ms=3000)
     try:
-        assert first.invite("201", free_port()).status == 200
-        refused = second.invite("202", free_port())
-        assert refused.status == 503, refused
-        assert first.bye().status == 200
-        time.sleep(0.2)
-        assert third.invite("202", free_port()).status == 200, "the ports of the ended call are free again"
-        assert third.bye().status == 200
+        wait_records(server, lambda rows: any(r["answered_at"] for r in rows))
+        refused = call(server, tmp_path, "amy", "202", "no_media_ports")
+        assert refused.ok, refused.errors
+        first.wait(15)
+        assert first.terminate() == 0
         bob.finish()
+        again = call(server, tmp_path, "amy", "202", "call", hold_ms=300)
+        assert again.ok, f"the ports of the ended call are free again: {again.errors}"
         carl.finish()
-        by_status = sorted((r["disposition"], r["sip_status"]) for r in records(server))
+        rows = wait_records(server, lambda rows: len(rows) == 3 and all(r["state"] == "closed" for r in rows))
+        by_status = sorted((r["disposition"], r["sip_status"]) for r in rows)
         assert by_status == [("answered", 200), ("answered", 200), ("failed", 503)], by_status
         assert "Traceback" not in server.log_tail(20000)
     finally:
-        for c in (first, second, third):
-            c.close()
+        first.terminate(1.0)
         bob.stop()
         carl.stop()
         server.stop()
@@ -148,21 +147,17 @@ def test_no_free_rtp_ports_answers_503_and_ports_come_back(tmp_path):
 def test_a_call_without_rtp_is_hung_up_after_the_media_timeout(tmp_path):
     server = start_server(tmp_path, extra_env={"RINGWELL_MEDIA_TIMEOUT": "2"})
     bob = Callee(server, tmp_path, "bob", "answer", seconds=30)
-    caller = Caller(server.sip_port, "alice", password("alice"))
     try:
-        assert caller.invite("201", free_port()).status == 200
         started = time.monotonic()
-        bob.finish(15)  # the UAS gets Ringwell's BYE and ends
+        result = call(server, tmp_path, "alice", "201", "wait_bye")  # answered, then Ringwell's BYE
         waited = time.monotonic() - started
-        with pytest.raises(TimeoutError):
-            caller.recv(1.0)  # the caller's BYE is answered inside recv()
-        assert getattr(caller, "byes_received", 0) >= 1  # (and its retransmissions while unread)
-        assert 1.5 <= waited <= 8, waited
-        (record,) = records(server)
+        assert result.ok, result.errors
+        bob.finish(15)  # the callee gets its BYE too
+        assert 2 <= waited <= 10, waited
+        (record,) = wait_records(server, lambda rows: rows and rows[0]["state"] == "closed")
         assert record["hangup_by"] == "system" and record["disposition"] == "answered"
         assert "Media timeout" in record["sip_reason"]
     finally:
-        caller.close()
         bob.stop()
         server.stop()
 
@@ -171,20 +166,10 @@ def test_kill_9_with_calls_up_leaves_every_call_record_closed(tmp_path):
     server = start_server(tmp_path)
     bob = Callee(server, tmp_path / "one", "bob", "answer", seconds=40)
     carl = Callee(server, tmp_path / "two", "carl", "ring", seconds=40)
-    talking = Caller(server.sip_port, "alice", password("alice"))
-    ringing = Caller(server.sip_port, "amy", password("amy"))
+    talking = background_call(server, tmp_path / "talk", "alice", "201", hold_ms=30000)
+    ringing = background_call(server, tmp_path / "ring", "amy", "202", hold_ms=30000)
     try:
-        assert talking.invite("201", free_port()).status == 200
-        ringing.sock.sendto(b"", (LOOPBACK, 9))  # keep the socket warm; the INVITE below is left ringing
-        import threading
-
-        def ring_forever() -> None:
-            with contextlib.suppress(OSError, TimeoutError):  # the server dies under it
-                ringing.invite("202", free_port(), timeout=4)
-
-        ring = threading.Thread(target=ring_forever, daemon=True)
-        ring.start()
-        time.sleep(1.5)
+        wait_records(server, lambda rows: len(rows) == 2 and any(r["answered_at"] for r in rows))
         open_now = [r for r in records(server) if r["state"] == "open"]
         assert len(open_now) == 2, open_now
         server.kill()
@@ -196,10 +181,11 @@ def test_kill_9_with_calls_up_leaves_every_call_record_closed(tmp_path):
             assert row["ended_at"] == row["last_alive_at"]
         answered = next(r for r in rows if r["callee_number"] == "201")
         assert answered["answered_at"] is not None and answered["talk_seconds"] >= 0
-        ring.join(10)
+        unanswered = next(r for r in rows if r["callee_number"] == "202")
+        assert unanswered["answered_at"] is None
     finally:
-        talking.close()
-        ringing.close()
+        for peer in (talking, ringing):
+            peer.terminate(1.0)
         bob.stop()
         carl.stop()
         server.stop()

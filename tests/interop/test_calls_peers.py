@@ -35,11 +35,7 @@ def ringwell(tmp_path_factory):
     server = RingwellServer(tmp)
     server.start()
     try:
-        server.admin("create-org", "--name", "Acme")
-        rows = "email,extension,sip_username,sip_password\n" + "".join(
-            f"{u}@example.com,{ext},{u},{password(u)}\n" for u, ext in USERS.items())
-        (tmp / "users.csv").write_text(rows)
-        server.admin("bulk-users", "--org", "Acme", "--csv", str(tmp / "users.csv"))
+        server.add_users("Acme", USERS, password)
         yield server
     finally:
         server.stop()

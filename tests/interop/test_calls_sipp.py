@@ -35,12 +35,8 @@ def ringwell(tmp_path_factory):
     server = RingwellServer(tmp, extra_env={"RINGWELL_MIN_EXPIRES": "1"})
     server.start()
     try:
-        for org, users in (("Acme", ACME), ("Other", OTHER)):
-            server.admin("create-org", "--name", org)
-            rows = "email,extension,sip_username,sip_password\n" + "".join(
-                f"{u}@example.com,{ext},{u},{password(u)}\n" for u, ext in users.items())
-            (tmp / f"{org}.csv").write_text(rows)
-            server.admin("bulk-users", "--org", org, "--csv", str(tmp / f"{org}.csv"))
+        server.add_users("Acme", ACME, password)
+        server.add_users("Other", OTHER, password)
         yield server
     finally:
         server.stop()
@@ -79,14 +75,15 @@ class Callee:
     """A SIPp UAS registered as ``user`` and running ``scenario`` in the background."""
 
     def __init__(self, server: RingwellServer, tmp: Path, user: str, scenario: str, *, hold_ms: int = 0,
-                 seconds: float = 30.0) -> None:
+                 seconds: float = 30.0, extra: tuple[str, ...] = ()) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         reg = run_sipp(server.sip_port, write_register_scenario(tmp), tmp / f"reg-{user}",
                        users_csv=write_users_csv(tmp / f"{user}.csv", [(user, password(user))]),
                        local_port=self.port, expires=120)
         assert reg.ok, reg.errors
-        extra: tuple[str, ...] = ("-d", str(hold_ms)) if hold_ms else ()
+        if hold_ms:
+            extra = ("-d", str(hold_ms), *extra)
         self.proc: BoundedProcess = start_sipp(
             server.sip_port, write_scenario(tmp, f"uas-{scenario}", UAS[scenario]), tmp / f"uas-{user}",
             local_port=self.port, seconds=seconds, extra_args=extra)

@@ -34,11 +34,7 @@ def ringwell(tmp_path_factory):
     server = RingwellServer(tmp, extra_env={"RINGWELL_MIN_EXPIRES": "1"})
     server.start()
     try:
-        server.admin("create-org", "--name", "Acme")
-        rows = "email,extension,sip_username,sip_password\n" + "".join(
-            f"{u}@example.com,{200 + i},{u},{password(u)}\n" for i, u in enumerate(USERS))
-        (tmp / "users.csv").write_text(rows)
-        server.admin("bulk-users", "--org", "Acme", "--csv", str(tmp / "users.csv"))
+        server.add_users("Acme", {u: str(200 + i) for i, u in enumerate(USERS)}, password)
         yield server
     finally:
         server.stop()

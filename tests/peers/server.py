@@ -30,6 +30,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -221,6 +222,14 @@ class RingwellServer:
             "create-user", "--org", org, "--email", email, "--extension", extension,
             "--sip-username", sip_username, "--sip-password", sip_password,
         )  # fmt: skip
+
+    def add_users(self, org: str, users: dict[str, str], password: Callable[[str], str]) -> None:
+        """Create ``org`` with one user per ``{sip_username: extension}`` (``bulk-users``)."""
+        self.admin("create-org", "--name", org)
+        path = self.tmp_path / f"users-{org}.csv"
+        path.write_text("email,extension,sip_username,sip_password\n" + "".join(
+            f"{user}@example.com,{extension},{user},{password(user)}\n" for user, extension in users.items()))
+        self.admin("bulk-users", "--org", org, "--csv", str(path))
 
     def registrations(self) -> list[dict[str, Any]]:
         data = json.loads(self.admin("registrations", "--json"))

@@ -190,6 +190,7 @@ UAC: dict[str, str] = {
     "busy": _expect(486),
     "unavailable": _expect(480),
     "not_found": _expect(404),
+    "no_media_ports": _expect(503),
 }
 
 _UAS_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
