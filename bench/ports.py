@@ -10,19 +10,9 @@ from __future__ import annotations
 
 import socket
 
-from tests.peers.ports import LOOPBACK
+from tests.peers.ports import LOOPBACK, LOW, ephemeral_low
 
 __all__ = ["free_block"]
-
-_LOW = 20000
-
-
-def _ephemeral_low() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
 
 
 def _udp_free(port: int) -> bool:
@@ -43,7 +33,7 @@ def free_block(want: int, *, minimum: int = 100, avoid: frozenset[int] = frozens
     """
     best_low, best_len = 0, 0
     run_low, run_len = 0, 0
-    for port in range(_LOW, _ephemeral_low()):
+    for port in range(LOW, ephemeral_low()):
         if port not in avoid and _udp_free(port):
             if run_len == 0:
                 run_low = port

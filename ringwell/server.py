@@ -52,98 +52,66 @@ def _raise_fd_limit() -> None:
             log.debug("could not raise the open-file limit from %d", soft)
 
 
-_gc_started = 0.0
+class Housekeeping:
+    """Watches the event loop and keeps the cyclic garbage collector's pauses short.
 
-
-def _gc_watch(phase: str, info: dict[str, Any]) -> None:
-    """Log collector pauses long enough to cause SIP retransmissions."""
-    global _gc_started
-    if phase == "start":
-        _gc_started = time.perf_counter()
-        return
-    pause = (time.perf_counter() - _gc_started) * 1000
-    if pause > 100:
-        log.warning("garbage collection (generation %s) paused everything for %.0f ms", info.get("generation"), pause)
-
-
-def _tune_gc() -> None:
-    """Keep collector pauses short under load (DESIGN.md: GC stalls triggered retransmissions).
-
-    Everything built at start-up is moved out of the collector's sight, and the youngest
-    generation is collected less often, so full collections over a large heap are rare.
+    Every ``tick`` it measures how late the loop ran it (stalls become SIP retransmissions;
+    ``/healthz`` shows the worst recent and overall lag). The heap of a busy server is mostly
+    live transactions and calls, and a collection scans every tracked object of its
+    generations: the default schedule paused everything for 0.5–0.9 s at 400 calls/s
+    (decision 0009). So at start-up and then every second the survivors are frozen, and
+    collections only scan what was allocated since; per-call objects are acyclic (tests check
+    it) and are freed by reference counting while frozen. Every ``full_every`` seconds all is
+    unfrozen and fully collected (one longer pause), bounding what a library's cycle could keep.
     """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
-
-class LoopLag:
-    """How late the event loop runs a callback: stalls here become SIP retransmissions."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval = interval
+    def __init__(self, tick: float = 0.05, freeze_every: float = 1.0, full_every: float = 600.0) -> None:
+        self.tick = tick
+        self.freeze_every = freeze_every
+        self.full_every = full_every
         self.worst_ms = 0.0  # since start
         self.recent_ms = 0.0  # worst over the last ~10 s
-        self._window_start = time.monotonic()
+        self._gc_started = 0.0
         self._task: asyncio.Task[None] | None = None
 
+    def _gc_watch(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        pause = (time.perf_counter() - self._gc_started) * 1000
+        if pause > 100:
+            log.warning("garbage collection (generation %s) paused everything for %.0f ms",
+                        info.get("generation"), pause)
+
     async def _run(self) -> None:
+        window = frozen = full = time.monotonic()
         while True:
             before = time.monotonic()
-            await asyncio.sleep(self.interval)
-            lag = (time.monotonic() - before - self.interval) * 1000
+            await asyncio.sleep(self.tick)
             now = time.monotonic()
-            if now - self._window_start > 10:
-                self._window_start, self.recent_ms = now, 0.0
+            lag = (now - before - self.tick) * 1000
+            if now - window > 10:
+                window, self.recent_ms = now, 0.0
             self.recent_ms = max(self.recent_ms, lag)
             self.worst_ms = max(self.worst_ms, lag)
             if lag > 250:
                 log.warning("event loop stalled for %.0f ms", lag)
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="loop-lag")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-class Collector:
-    """Keeps the cyclic garbage collector's pauses short under load.
-
-    The heap of a busy server is mostly live SIP transactions and calls; a collection scans
-    every tracked object of its generations, so the default schedule paused everything for
-    0.5–0.9 s at 400 calls/s (``bench/RESULTS.md``), and SIP retransmitted. Every second the
-    objects that survived so far are frozen, so collections only ever scan what was allocated
-    since; per-call objects are acyclic (tests check it) and are freed by reference counting
-    while frozen. Every ``full_every`` seconds everything is unfrozen and fully collected
-    (one longer pause), bounding what a cycle in some library could keep meanwhile.
-    """
-
-    def __init__(self, interval: float = 1.0, full_every: float = 600.0) -> None:
-        self.interval = interval
-        self.full_every = full_every
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        last_full = time.monotonic()
-        while True:
-            await asyncio.sleep(self.interval)
-            if time.monotonic() - last_full >= self.full_every:
-                last_full = time.monotonic()
+            if now - full >= self.full_every:
+                full = frozen = now
                 gc.unfreeze()
                 gc.collect()
-            gc.freeze()
+                gc.freeze()
+            elif now - frozen >= self.freeze_every:
+                frozen = now
+                gc.freeze()
 
     def start(self) -> None:
         if self._task is None:
-            if _gc_watch not in gc.callbacks:
-                gc.callbacks.append(_gc_watch)
-            self._task = asyncio.create_task(self._run(), name="gc")
+            gc.collect()
+            gc.freeze()  # everything built at start-up
+            gc.set_threshold(50_000, 20, 100)
+            gc.callbacks.append(self._gc_watch)
+            self._task = asyncio.create_task(self._run(), name="housekeeping")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -151,9 +119,8 @@ class Collector:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            gc.unfreeze()  # back to the normal schedule (matters when embedded, e.g. in tests)
-            if _gc_watch in gc.callbacks:
-                gc.callbacks.remove(_gc_watch)
+            gc.callbacks.remove(self._gc_watch)
+            gc.unfreeze()  # back to Python's own schedule (matters when embedded, e.g. in tests)
 
 
 class _HttpServer(uvicorn.Server):
@@ -204,8 +171,7 @@ class RingwellServer:
         )
         self.endpoint.calls = self.calls
         self.endpoint.sender = self._sender
-        self.loop_lag = LoopLag()
-        self.collector = Collector()
+        self.housekeeping = Housekeeping()
         self.udp: UdpTransport | None = None
         self.tcp = StreamServer("tcp", self._stream_message, self._stream_error,
                                 max_message_size=settings.max_message_size)
@@ -256,6 +222,7 @@ class RingwellServer:
         self.endpoint.stream_error(exc, conn.send)
 
     def status(self) -> dict[str, Any]:
+        lag = self.housekeeping
         return {
             "sip": {"udp": self.settings.sip_port, "tcp": self.settings.sip_port, "tls": self.settings.tls_port},
             "registrations": len(self.registrar.all(time.time())),
@@ -263,7 +230,7 @@ class RingwellServer:
             "calls": self.calls.active,
             "media_sessions": self.relay.sessions,
             "intake_dropped": self.endpoint.intake.dropped,
-            "loop_lag_ms": {"recent": round(self.loop_lag.recent_ms, 1), "worst": round(self.loop_lag.worst_ms, 1)},
+            "loop_lag_ms": {"recent": round(lag.recent_ms, 1), "worst": round(lag.worst_ms, 1)},
         }
 
     async def start(self) -> None:
@@ -301,17 +268,14 @@ class RingwellServer:
                 raise RuntimeError("HTTP server stopped during start-up")
             await asyncio.sleep(0.02)
         self.started = True
-        _tune_gc()
-        self.loop_lag.start()
-        self.collector.start()
+        self.housekeeping.start()
         log.info("SIP on %s udp/tcp %d, tls %d; HTTP on %d", bind, settings.sip_port, settings.tls_port,
                  settings.http_port)
 
     async def stop(self) -> None:
         """Stop taking messages first, then the logic, then write what is left (idempotent)."""
         try:
-            await self.loop_lag.stop()
-            await self.collector.stop()
+            await self.housekeeping.stop()
             if self.started:
                 await self.calls.stop()
             if self._http is not None and self._http_task is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import socket
 import struct
 import time
@@ -14,38 +13,18 @@ import pytest
 
 from ringwell.media import MediaRelay, MediaSession, PortExhausted, PortPool
 from ringwell.media.rtp import RtpHeader
+from tests.peers.ports import free_port
 
 HOST = "127.0.0.1"
 FOREIGN = "127.0.0.2"  # lo answers for all of 127/8: another machine as far as the relay knows
 WAIT = 2.0
 
 
-def _ephemeral_low() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
 def free_range(pairs: int) -> tuple[int, int]:
-    """An even-aligned run of ``2 * pairs`` UDP ports on HOST, free right now, below the ephemeral range."""
-    top = _ephemeral_low() - 2 * pairs
-    for _ in range(200):
-        low = random.randrange(20000, top) & ~1
-        socks: list[socket.socket] = []
-        try:
-            for port in range(low, low + 2 * pairs):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind((HOST, port))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return low, low + 2 * pairs - 1
-    raise RuntimeError("no free port range")
+    """An even-aligned run of ``2 * pairs`` UDP ports on HOST, free right now."""
+    low = free_port(2 * pairs + 1)
+    low += low % 2
+    return low, low + 2 * pairs - 1
 
 
 class Phone:

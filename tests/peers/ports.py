@@ -11,18 +11,18 @@ from __future__ import annotations
 import random
 import socket
 
-__all__ = ["LOOPBACK", "free_port"]
+__all__ = ["LOOPBACK", "LOW", "ephemeral_low", "free_port"]
 
 LOOPBACK = "127.0.0.1"
 
-_LOW = 20000
+LOW = 20000  # below this, ports belong to services; from ephemeral_low() up, to the kernel
 _ATTEMPTS = 500
 # Blocks already handed out by this process: a server binds its RTP range only call by call,
 # so a later peer must not be given a port inside it just because it is not bound yet.
 _handed: list[tuple[int, int]] = []
 
 
-def _ephemeral_low() -> int:
+def ephemeral_low() -> int:
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
             return int(f.read().split()[0])
@@ -48,10 +48,10 @@ def free_port(count: int = 1) -> int:
     """
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
-    high = _ephemeral_low() - count
+    high = ephemeral_low() - count
     rng = random.SystemRandom()
     for _ in range(_ATTEMPTS):
-        base = rng.randrange(_LOW, high)
+        base = rng.randrange(LOW, high)
         if any(base < end and lo < base + count for lo, end in _handed):
             continue
         if all(_is_free(p) for p in range(base, base + count)):
