@@ -54,12 +54,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.ports import free_block
 from bench.register import (
+    MAX_FAILURE_RATE,
     SIPP_LOAD_ARGS,
+    ServerRun,
+    Step,
     _epoch,
     _first_line,
     git_commit,
@@ -89,7 +92,6 @@ CALLEE_EXTENSION = "2000"  # the callers have 1000..1999
 STEPS = (50, 100, 200, 400, 800, 1200, 1600, 2000, 2500, 3000)
 STEP_SECONDS = 6
 HOLD_MS = 1000
-MAX_FAILURE_RATE = 0.01
 DRAIN_SECONDS = 15  # SIPp -timeout beyond the last call's end: retransmissions finish or fail
 WARM_UP_RATE = 250  # one unmeasured call per caller before the first step
 PAUSE_SECONDS = 2.0  # between steps: calls in the UAS's timewait and late retransmissions die out
@@ -103,17 +105,10 @@ PEERS = ("ringwell", "kamailio", "sippy")
 
 
 @dataclass(frozen=True)
-class CallStep:
-    target: int
-    seconds: int
-    calls: int
-    ok: int
-    failed: int
-    retransmissions: int
-    elapsed: float  # SIPp start to the time the last successful call ended
-    cpu_seconds: float
-    wall_seconds: float
-    returncode: int
+class CallStep(Step):
+    """A REGISTER step's figures, plus the step's length and what failed calls failed on."""
+
+    seconds: int = 0
     reason: str = ""
 
     @property
@@ -128,44 +123,18 @@ class CallStep:
         window = max(self.seconds, self.elapsed - HOLD_MS / 1000 - 1.0)
         return self.ok / window if window > 0 else 0.0
 
-    @property
-    def failure_rate(self) -> float:
-        return self.failed / self.calls if self.calls else 1.0
-
-    @property
-    def clean(self) -> bool:
-        return self.failure_rate < MAX_FAILURE_RATE
-
-    @property
-    def cpu_us_per_call(self) -> float:
-        return self.cpu_seconds / self.ok * 1e6 if self.ok else float("nan")
-
-    @property
-    def cpu_share(self) -> float:
-        return self.cpu_seconds / self.wall_seconds if self.wall_seconds else 0.0
-
     def line(self) -> str:
         text = (
             f"{self.target:>5} cps: ok={self.ok} failed={self.failed} "
             f"({100 * self.failure_rate:.2f} %) retrans={self.retransmissions} "
             f"achieved={self.achieved:.0f} cps cpu={self.cpu_seconds:.2f} s "
-            f"({self.cpu_us_per_call:.0f} µs/call, {100 * self.cpu_share:.0f} % of a core) sipp rc={self.returncode}"
+            f"({self.cpu_us_per_op:.0f} µs/call, {100 * self.cpu_share:.0f} % of a core) sipp rc={self.returncode}"
         )
         return f"{text} [{self.reason}]" if self.reason and not self.clean else text
 
 
 @dataclass
-class PeerRun:
-    name: str
-    version: str = ""
-    steps: list[CallStep] = field(default_factory=list)
-    note: str = ""
-
-    @property
-    def best(self) -> CallStep | None:
-        clean = [s for s in self.steps if s.clean]
-        return max(clean, key=lambda s: s.achieved) if clean else None
-
+class PeerRun(ServerRun):
     @property
     def best_rate(self) -> float:
         best = self.best
@@ -450,10 +419,10 @@ def summary(run: PeerRun) -> str:
     if best is None:
         return f"{run.name}: 0 cps, no clean step ({run.note})"
     lowest = min(run.steps, key=lambda s: s.target)
-    at_lowest = f"; at {lowest.target} cps: {lowest.cpu_us_per_call:.0f} µs" if lowest is not best else ""
+    at_lowest = f"; at {lowest.target} cps: {lowest.cpu_us_per_op:.0f} µs" if lowest is not best else ""
     return (
         f"{run.name}: best clean step {best.target} cps -> {best.achieved:.0f} calls/s, "
-        f"{best.cpu_us_per_call:.0f} µs CPU per call{at_lowest} ({run.note})"
+        f"{best.cpu_us_per_op:.0f} µs CPU per call{at_lowest} ({run.note})"
     )
 
 

@@ -101,7 +101,7 @@ class Step:
         return self.failure_rate < MAX_FAILURE_RATE
 
     @property
-    def cpu_us_per_register(self) -> float:
+    def cpu_us_per_op(self) -> float:
         return self.cpu_seconds / self.ok * 1e6 if self.ok else float("nan")
 
     @property
@@ -114,7 +114,7 @@ class Step:
             f"{self.target:>6}/s: ok={self.ok} failed={self.failed} "
             f"({100 * self.failure_rate:.2f} %) retrans={self.retransmissions} "
             f"achieved={self.achieved:.0f}/s cpu={self.cpu_seconds:.2f} s "
-            f"({self.cpu_us_per_register:.0f} µs/REGISTER, {100 * self.cpu_share:.0f} % of a core)"
+            f"({self.cpu_us_per_op:.0f} µs/REGISTER, {100 * self.cpu_share:.0f} % of a core)"
             f" sipp rc={self.returncode}"
         )
 
@@ -300,10 +300,10 @@ def summary(run: ServerRun) -> str:
     if best is None:
         return f"{run.name}: no clean step ({run.note})"
     lowest = min(run.steps, key=lambda s: s.target)
-    at_lowest = f"; at {lowest.target}/s: {lowest.cpu_us_per_register:.0f} µs" if lowest is not best else ""
+    at_lowest = f"; at {lowest.target}/s: {lowest.cpu_us_per_op:.0f} µs" if lowest is not best else ""
     return (
         f"{run.name}: best clean step {best.target}/s -> {best.achieved:.0f} REGISTER/s, "
-        f"{best.cpu_us_per_register:.0f} µs CPU per REGISTER{at_lowest} ({run.note})"
+        f"{best.cpu_us_per_op:.0f} µs CPU per REGISTER{at_lowest} ({run.note})"
     )
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ringwell.sip.dialog import Dialog, ViaSpec, cancel_for, new_branch, new_call_id
+from ringwell.sip.dialog import Dialog, ViaSpec, new_branch, new_call_id
 from ringwell.sip.errors import RemoteProtocolError
 from ringwell.sip.message import Headers, Request, Response
 from ringwell.sip.sdp import (
@@ -44,7 +44,7 @@ from ringwell.sip.sdp import (
     parse_sdp,
     restrict_codecs,
 )
-from ringwell.sip.transaction import TimerValues
+from ringwell.sip.transaction import TimerValues, make_cancel
 from ringwell.sip.uas import make_response, new_tag
 from ringwell.transport.source import Source
 
@@ -699,7 +699,7 @@ class Call:
 
     def _send_cancel(self, leg: Leg) -> list[Action]:
         extra = (("Reason", leg.cancel_reason),) if leg.cancel_reason else ()
-        return [SendRequest(leg.id, cancel_for(leg.invite, extra), leg.flow)]
+        return [SendRequest(leg.id, make_cancel(leg.invite, extra), leg.flow)]
 
     def _on_refused(self, now: Instant) -> list[Action]:
         """When every device has refused, the caller gets the most telling answer."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ringwell.sip.message import MAGIC_COOKIE, Headers, Request, Response
 from ringwell.sip.uri import parse_name_addr
 
-__all__ = ["Dialog", "ViaSpec", "cancel_for", "new_branch", "new_call_id"]
+__all__ = ["Dialog", "ViaSpec", "new_branch", "new_call_id"]
 
 
 def new_branch() -> str:
@@ -165,18 +165,3 @@ class Dialog:
             headers.add("Content-Type", "application/sdp")
         return Request("ACK", self.remote_target, headers, body)
 
-
-def cancel_for(invite: Request, extra: tuple[tuple[str, str], ...] = ()) -> Request:
-    """The CANCEL for a pending ``invite`` (§9.1): same Request-URI, top Via, Call-ID, From, To, CSeq number."""
-    headers = Headers()
-    headers.add("Via", invite.headers.get_all("via")[0])
-    for route in invite.headers.get_all("route"):
-        headers.add("Route", route)
-    headers.add("Max-Forwards", "70")
-    headers.add("From", invite.headers.get("from") or "")
-    headers.add("To", invite.headers.get("to") or "")
-    headers.add("Call-ID", invite.call_id)
-    headers.add("CSeq", f"{invite.cseq.number} CANCEL")
-    for name, value in extra:
-        headers.add(name, value)
-    return Request("CANCEL", invite.uri_text, headers)

@@ -36,6 +36,7 @@ __all__ = [
     "Timer",
     "TimerValues",
     "make_ack",
+    "make_cancel",
     "server_key",
 ]
 
@@ -136,18 +137,31 @@ def server_key(request: Request) -> tuple[str, ...]:
     )
 
 
-def make_ack(invite: Request, response: Response) -> Request:
-    """The ACK for a non-2xx final response (§17.1.1.3): same branch, To from the response."""
+def _in_invite_transaction(invite: Request, method: str, to: str, extra: tuple[tuple[str, str], ...] = ()) -> Request:
+    """A request that belongs to ``invite``'s own transaction: its top Via (same branch),
+    Route, From, Call-ID and CSeq number, and the given To."""
     headers = Headers()
     headers.add("Via", invite.headers.get_all("via")[0])
     for route in invite.headers.get_all("route"):
         headers.add("Route", route)
     headers.add("Max-Forwards", "70")
     headers.add("From", invite.headers.get("from") or "")
-    headers.add("To", response.headers.get("to") or "")
+    headers.add("To", to)
     headers.add("Call-ID", invite.call_id)
-    headers.add("CSeq", f"{invite.cseq.number} ACK")
-    return Request("ACK", invite.uri_text, headers)
+    headers.add("CSeq", f"{invite.cseq.number} {method}")
+    for name, value in extra:
+        headers.add(name, value)
+    return Request(method, invite.uri_text, headers)
+
+
+def make_ack(invite: Request, response: Response) -> Request:
+    """The ACK for a non-2xx final response (§17.1.1.3): same branch, To from the response."""
+    return _in_invite_transaction(invite, "ACK", response.headers.get("to") or "")
+
+
+def make_cancel(invite: Request, extra: tuple[tuple[str, str], ...] = ()) -> Request:
+    """The CANCEL for a pending ``invite`` (§9.1): its Request-URI, top Via, To and CSeq number."""
+    return _in_invite_transaction(invite, "CANCEL", invite.headers.get("to") or "", extra)
 
 
 class _Transaction:

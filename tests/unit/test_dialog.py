@@ -3,8 +3,9 @@ requests (§12.2.1.1), ACKs (§13.2.2.4) and CANCELs (§9.1) built from it."""
 
 from __future__ import annotations
 
-from ringwell.sip.dialog import Dialog, ViaSpec, cancel_for, new_branch
+from ringwell.sip.dialog import Dialog, ViaSpec, new_branch
 from ringwell.sip.message import Request, Response, parse_message
+from ringwell.sip.transaction import make_cancel
 
 VIA = ViaSpec("udp", "203.0.113.5", 5060)
 
@@ -154,7 +155,7 @@ def test_ack_keeps_the_invite_cseq_with_a_new_branch_and_does_not_consume_a_cseq
 
 def test_cancel_keeps_branch_cseq_number_uri_and_addresses_of_the_invite():
     request = invite()
-    cancel = reparsed(cancel_for(request, (("Reason", 'SIP;cause=200;text="Call completed elsewhere"'),)))
+    cancel = reparsed(make_cancel(request, (("Reason", 'SIP;cause=200;text="Call completed elsewhere"'),)))
     assert cancel.method == "CANCEL"
     assert cancel.uri_text == request.uri_text
     assert cancel.top_via.branch == "z9hG4bKp2"
