@@ -1,0 +1,1 @@
+"""Rating: rate decks (CSV import), longest-prefix match and exact per-call charges."""
