@@ -1,0 +1,1 @@
+"""Billing: the double-entry ledger of prepaid credit, credit reservations and payments."""
