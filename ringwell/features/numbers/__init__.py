@@ -1,0 +1,1 @@
+"""Numbers: the operator's phone-number inventory, rentals, inbound routing and caller ID."""
