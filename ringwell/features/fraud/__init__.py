@@ -1,0 +1,1 @@
+"""Fraud: destination permissions, call caps and the price cap checked before every outbound call."""
