@@ -2,7 +2,7 @@
 BIN := .venv/bin
 DATA ?= data
 
-.PHONY: run test check peers bench bench-register bench-calls bench-media clean
+.PHONY: run test check peers bench bench-register bench-calls bench-media bench-rating clean
 
 .venv/.run: pyproject.toml scripts/venv.sh
 	@scripts/venv.sh
@@ -31,7 +31,7 @@ check: .venv/.test
 	$(BIN)/mypy
 
 ## bench: every benchmark (results go to bench/RESULTS.md)
-bench: bench-register bench-calls bench-media
+bench: bench-register bench-calls bench-media bench-rating
 
 bench-register: .venv/.test peers
 	$(BIN)/python -m bench.register
@@ -56,6 +56,10 @@ bench-calls: .venv/.test peers bench/out/sippy-venv/.installed-$(SIPPY_VERSION)
 ## bench-media: concurrent G.711 calls through Ringwell's media relay and rtpengine (ARGS=...)
 bench-media: .venv/.test peers bench/out/rtpload
 	$(BIN)/python -m bench.media $(ARGS)
+
+## bench-rating: rate 1 M CDRs against a 100 000-prefix deck, beside the same rating in PostgreSQL (ARGS=...)
+bench-rating: .venv/.test
+	$(BIN)/python -m bench.rating $(ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,7 @@ import resource
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,15 +18,27 @@ from typing import Any
 import uvicorn
 
 from ringwell.features.accounts.service import AccountsService
+from ringwell.features.billing.payments import stripe_provider
+from ringwell.features.billing.routes import stripe_routes
+from ringwell.features.billing.service import LedgerService
 from ringwell.features.cdr.service import CdrWriter
+from ringwell.features.fraud.counters import CallCounters
+from ringwell.features.fraud.service import FraudService
+from ringwell.features.numbers.service import NumbersService
+from ringwell.features.outbound.service import OrgProfile, OutboundService
+from ringwell.features.rating.service import RatingService
+from ringwell.features.trunks.service import TrunkDirectory, TrunksService
 from ringwell.http import build_app
 from ringwell.media.ports import PortPool
 from ringwell.media.relay import MediaRelay, MediaSession
 from ringwell.pbx.call import CallConfig
 from ringwell.pbx.calls import CachedDirectory, CallManager
 from ringwell.pbx.endpoint import CredentialCache, SipEndpoint
+from ringwell.pbx.originate import DigitCall
 from ringwell.pbx.registrar import BindingStore, Registrar, RegistrarLimits
 from ringwell.pbx.security import AuthGuard, GuardLimits, open_security_log
+from ringwell.pbx.trunk_register import TrunkRegistrations
+from ringwell.pbx.verifier import CallerIdVerifier
 from ringwell.settings import Settings
 from ringwell.sip.dialog import ViaSpec
 from ringwell.sip.digest import NonceManager
@@ -123,6 +135,39 @@ class Housekeeping:
             gc.unfreeze()  # back to Python's own schedule (matters when embedded, e.g. in tests)
 
 
+class Periodic:
+    """A job run every ``every`` seconds (first after ``first``); a failure is logged, not fatal."""
+
+    def __init__(self, name: str, job: Callable[[], Awaitable[None]], *, every: float, first: float) -> None:
+        self.name = name
+        self._job = job
+        self._every = every
+        self._first = first
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        await asyncio.sleep(self._first)
+        while True:
+            try:
+                await self._job()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job %s failed; next run in %.0f s", self.name, self._every)
+            await asyncio.sleep(self._every)
+
+
 class _HttpServer(uvicorn.Server):
     """uvicorn inside Ringwell's loop: Ringwell owns the signals, not uvicorn."""
 
@@ -156,9 +201,22 @@ class RingwellServer:
             algorithms=settings.digest_offer,
         )
         self.cdr = CdrWriter(self.sessions)
-        self.relay = MediaRelay(PortPool(*settings.rtp_ports), settings.bind, timeout=settings.media_timeout,
+        self.ports = PortPool(*settings.rtp_ports)
+        self.relay = MediaRelay(self.ports, settings.bind, timeout=settings.media_timeout,
                                 on_timeout=self._media_timeout)
         host = settings.advertised_host
+        self.trunks = TrunkDirectory(TrunksService(self.sessions, settings.secret_key))
+        self.ledger = LedgerService(self.sessions)
+        self.rating = RatingService(self.sessions)
+        self.numbers = NumbersService(self.sessions, self.ledger, quarantine_days=settings.number_quarantine_days,
+                                      warn_days=settings.number_warn_days)
+        self.counters = CallCounters()
+        self.outbound = OutboundService(
+            orgs=self._org_profile, rating=self.rating, ledger=self.ledger, fraud=FraudService(self.sessions),
+            counters=self.counters, numbers=self.numbers, trunks=self.trunks, slice_seconds=settings.credit_slice,
+        )
+        self._orgs: dict[str, tuple[float, OrgProfile | None]] = {}
+        self.payments = stripe_provider(settings, self.sessions, self.ledger)  # None unless Stripe is configured
         self.calls = CallManager(
             sip=self.endpoint,
             registrar=self.registrar,
@@ -168,9 +226,19 @@ class RingwellServer:
             config=CallConfig(host=host, via_for=self._via_for, contact_for=self._contact_for,
                               session_expires=settings.session_expires, min_se=settings.min_se),
             node=socket.gethostname()[:64],
+            outbound=self.outbound,
+            inbound=self.numbers.route_inbound,
+            counters=self.counters,
         )
         self.endpoint.calls = self.calls
         self.endpoint.sender = self._sender
+        self.endpoint.trunk_of = self.trunks.identify
+        self.registrations = TrunkRegistrations(self.endpoint, self._via_for, host, settings.sip_port,
+                                                self.trunks.cached)
+        self.verifier = CallerIdVerifier(self.numbers, self.outbound, lambda: DigitCall(
+            sip=self.endpoint, dialogs=self.calls, ports=self.ports, host=host, via_for=self._via_for,
+            contact_for=self._contact_for))
+        self.renewals = Periodic("number-renewals", self._renew_numbers, every=3600.0, first=60.0)
         self.housekeeping = Housekeeping()
         self.udp: UdpTransport | None = None
         self.tcp = StreamServer("tcp", self._stream_message, self._stream_error,
@@ -180,6 +248,25 @@ class RingwellServer:
         self._http_task: asyncio.Task[None] | None = None
         self._security_handler: logging.Handler | None = None
         self.started = False
+
+    async def _org_profile(self, org_id: str) -> OrgProfile | None:
+        """An organization's country, currency and age, cached for a minute."""
+        cached = self._orgs.get(org_id)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        org = await self.accounts.org_by_id(org_id)
+        profile = OrgProfile(org.id, org.name, org.country, org.currency, org.created_at) if org else None
+        if len(self._orgs) > 10_000:
+            self._orgs.clear()
+        self._orgs[org_id] = (now + 60.0, profile)
+        return profile
+
+    async def _renew_numbers(self) -> None:
+        report = await self.numbers.renew_due(datetime.now(UTC))
+        if report.warned or report.renewed or report.released:
+            log.info("number renewals: %d warned, %d renewed, %d released", len(report.warned),
+                     len(report.renewed), len(report.released))
 
     def _media_timeout(self, session: MediaSession) -> None:
         self.calls.media_timeout(session)
@@ -231,6 +318,7 @@ class RingwellServer:
             "media_sessions": self.relay.sessions,
             "intake_dropped": self.endpoint.intake.dropped,
             "loop_lag_ms": {"recent": round(lag.recent_ms, 1), "worst": round(lag.worst_ms, 1)},
+            "trunks": self.registrations.status(),
         }
 
     async def start(self) -> None:
@@ -244,6 +332,10 @@ class RingwellServer:
             log.warning("closed %d call records left open by an earlier run as interrupted", recovered)
         loaded = await self.store.load(time.time())
         log.info("loaded %d registrations", loaded)
+        released = await self.ledger.release_stale_reservations()
+        if released:
+            log.warning("released %d credit reservations left by an earlier run", released)
+        await self.trunks.start()
         bind = settings.bind
         self.udp = await open_udp(bind, settings.sip_port, self._datagram)
         await self.tcp.start(bind, settings.sip_port)
@@ -258,7 +350,11 @@ class RingwellServer:
         await self.store.start()
         await self.cdr.start()
         self.relay.start()
-        config = uvicorn.Config(build_app(self.status), host=bind, port=settings.http_port, log_level="warning",
+        self.registrations.start()
+        self.verifier.start()
+        self.renewals.start()
+        routes = stripe_routes(self.payments) if self.payments else ()
+        config = uvicorn.Config(build_app(self.status, routes), host=bind, port=settings.http_port, log_level="warning",
                                 lifespan="off", access_log=False)
         self._http = _HttpServer(config)
         self._http_task = asyncio.create_task(self._http.serve(), name="http")
@@ -278,6 +374,10 @@ class RingwellServer:
             await self.housekeeping.stop()
             if self.started:
                 await self.calls.stop()
+            await self.registrations.stop()
+            await self.verifier.stop()
+            await self.renewals.stop()
+            await self.trunks.stop()
             if self._http is not None and self._http_task is not None:
                 self._http.should_exit = True
                 with contextlib.suppress(asyncio.CancelledError):

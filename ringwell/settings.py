@@ -52,7 +52,14 @@ class Settings:
     media_timeout: int = 60  # an answered call with no RTP for this long is hung up
     session_expires: int = 1800  # RFC 4028 session interval offered and accepted
     min_se: int = 90  # the shortest session interval accepted (RFC 4028 Min-SE)
+    credit_slice: int = 60  # seconds of talk reserved at a time for a call to the phone network
+    number_quarantine_days: int = 30  # a released number cannot be rented again for this long
+    number_warn_days: int = 3  # days before a number's rental is due that the org is warned (once)
     log_level: str = "INFO"
+    # Stripe top-ups (billing): empty means disabled — these are secrets without defaults, never logged.
+    stripe_secret_key: str = field(default="", repr=False)
+    stripe_webhook_secret: str = field(default="", repr=False)  # the endpoint's signing secret (whsec_...)
+    stripe_api_base: str = ""  # empty: Stripe's own https://api.stripe.com (tests point it at a fake)
 
     @property
     def effective_database_url(self) -> str:
@@ -120,8 +127,15 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError("digest_algorithms", "a comma-separated list of MD5 and SHA-256, most preferred first")
     if values.get("min_se", 90) > values.get("session_expires", 1800) or values.get("min_se", 90) < 2:
         raise ConfigError("min_se", "must be at least 2 and not exceed session_expires")
+    if not 10 <= values.get("credit_slice", 60) <= 3600:
+        raise ConfigError("credit_slice", "must be 10-3600 seconds")
     if values.get("media_timeout", 60) < 1:
         raise ConfigError("media_timeout", "must be at least 1 second")
+    if values.get("stripe_secret_key") and not values.get("stripe_webhook_secret"):
+        raise ConfigError("stripe_webhook_secret", "required when stripe_secret_key is set (payments are credited "
+                          "by signed webhooks)")
+    if values.get("stripe_api_base", "") and not values["stripe_api_base"].startswith(("https://", "http://")):
+        raise ConfigError("stripe_api_base", "must be an http(s) URL")
     url = values.get("database_url", "")
     if url and not url.startswith(("sqlite", "postgresql")):
         raise ConfigError("database_url", "only sqlite and postgresql URLs are supported")

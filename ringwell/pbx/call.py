@@ -27,10 +27,11 @@ from __future__ import annotations
 import enum
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ringwell.sip.dialog import Dialog, ViaSpec, new_branch, new_call_id
+from ringwell.sip.digest import authorize, parse_challenge
 from ringwell.sip.errors import RemoteProtocolError
 from ringwell.sip.message import Headers, Request, Response
 from ringwell.sip.sdp import (
@@ -59,6 +60,7 @@ __all__ = [
     "ClearTimer",
     "Connected",
     "DialogCreated",
+    "DigestLogin",
     "Ended",
     "HungUp",
     "InfoReceived",
@@ -140,6 +142,8 @@ class CallRecordDraft:
     codec: str | None
     callee_user_id: str | None
     callee_extension: str | None
+    trunk_id: str | None = None  # the carrier trunk that answered (or was tried last)
+    attempts: tuple[str, ...] = ()  # outbound through trunks: what each trunk tried answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +183,28 @@ class Party:
 
 
 @dataclass(frozen=True, slots=True)
+class DigestLogin:
+    """Credentials to answer a carrier's 401/407 (RFC 3261 §22.2)."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
-    """One registered device of the callee: where to send, and what to put in the Request-URI."""
+    """Where a leg goes: a registered device of the callee, or a carrier trunk.
+
+    ``contact`` is the Request-URI. A trunk target also names the users for From and To (the
+    caller ID and the dialled number in the trunk's format) and may carry a login.
+    """
 
     contact: str
     flow: Source
     label: str = ""
+    trunk_id: str | None = None
+    auth: DigestLogin | None = None
+    from_user: str | None = None
+    to_user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +215,7 @@ class CallConfig:
     session_expires: int = 1800
     min_se: int = 90
     timers: TimerValues = DEFAULT_TIMERS
+    trunk_timeout: float = 5.0  # a trunk that does not answer at all (not even 100) within this: next trunk
 
 
 class LegState(enum.Enum):
@@ -242,6 +263,7 @@ class Leg:
     allows_update: bool = False
     target: Target | None = None
     byes_sent: int = 0
+    authenticated: bool = False  # outbound: the INVITE was resent with credentials once
 
     @property
     def ended(self) -> bool:
@@ -340,6 +362,12 @@ def _session_expires(message: Request | Response) -> tuple[int, str | None] | No
     return seconds, refresher
 
 
+def _fails_over(status: int) -> bool:
+    """A trunk's answer after which the next trunk is tried (issue 4: 5xx, 408, timeouts, and a
+    carrier that refused our credentials)."""
+    return status in (401, 407, 408) or 500 <= status < 600
+
+
 def _allows(message: Request | Response, method: str) -> bool:
     return any(m.strip().upper() == method for m in message.headers.values("allow"))
 
@@ -365,6 +393,7 @@ class Call:
         config: CallConfig,
         ring_timeout: float,
         now: Instant,
+        sequential: bool = False,
     ) -> None:
         self.id = call_id
         self.config = config
@@ -389,6 +418,10 @@ class Call:
         self.codec: str | None = None
         self._pending: dict[str, _Pending] = {}  # by the branch of the relayed request
         self._relayed_180 = False
+        # Trunks are tried one after the other (failover); devices of a user ring together.
+        self._sequential = sequential
+        self._next_target = 0
+        self.attempts: list[str] = []
 
     @staticmethod
     def _parse_offer(invite: Request) -> SessionDescription:
@@ -511,23 +544,35 @@ class Call:
         if not self._targets:
             actions += self._inbound_reply(480, "Temporarily Unavailable")
             return actions + self._end(now, "failed", "system", 480, "Not registered")
-        for index, target in enumerate(self._targets):
-            actions += self._fork(f"b{index}", target)
+        if self._sequential:
+            actions += self._fork_next()
+        else:
+            for index, target in enumerate(self._targets):
+                actions += self._fork(f"b{index}", target)
         actions.append(SetTimer("ring", self.ring_timeout))
         return actions
+
+    def _fork_next(self) -> list[Action]:
+        index = self._next_target
+        self._next_target += 1
+        return self._fork(f"b{index}", self._targets[index])
 
     def _fork(self, leg_id: str, target: Target) -> list[Action]:
         config = self.config
         via = config.via_for(target.flow)
         caller = self.caller
         display = f'"{caller.display}" ' if caller.display else ""
-        user = caller.extension or caller.number or "anonymous"
+        user = target.from_user or caller.extension or caller.number or "anonymous"
         headers = Headers()
         headers.add("Via", via.header(new_branch()))
         headers.add("Max-Forwards", "70")
         host = f"[{config.host}]" if ":" in config.host else config.host  # an IPv6 reference (RFC 3261 §25)
         headers.add("From", f"{display}<sip:{user}@{host}>;tag={new_tag()}")
-        headers.add("To", f"<sip:{self.callee.extension or self.callee.number}@{host}>")
+        if target.to_user is not None:
+            to_host = target.contact.partition("@")[2].split(";")[0] or host
+            headers.add("To", f"<sip:{target.to_user}@{to_host}>")
+        else:
+            headers.add("To", f"<sip:{self.callee.extension or self.callee.number}@{host}>")
         headers.add("Call-ID", new_call_id())
         headers.add("CSeq", "1 INVITE")
         headers.add("Contact", config.contact_for(target.flow))
@@ -540,7 +585,24 @@ class Call:
                   target=target)
         leg.invite.body = self._anchored(leg, self.offer)
         self.forks[leg_id] = leg
-        return [SendRequest(leg_id, leg.invite, target.flow)]
+        return [SendRequest(leg_id, leg.invite, target.flow), *self._arm_trunk_timer(leg)]
+
+    def _arm_trunk_timer(self, leg: Leg) -> list[Action]:
+        if leg.target is None or leg.target.trunk_id is None:
+            return []
+        return [SetTimer(f"try:{leg.id}", self.config.trunk_timeout)]
+
+    def _trunk_silent(self, leg: Leg, now: Instant) -> list[Action]:
+        """A trunk sent nothing we could read (no answer, or only garbage): give up on it now
+        rather than after Timer B (32 s); a provisional arriving later still gets our CANCEL."""
+        if leg.ended or leg.provisional or self.winner is not None:
+            return []
+        leg.cancelled = True
+        leg.cancel_reason = 'SIP;cause=408;text="No response from trunk"'
+        leg.state = LegState.TERMINATED
+        leg.final_status = 408
+        leg.final_reason = "No response from trunk"
+        return self._on(Refused(leg), now)
 
     # -- responses to requests a leg sent --------------------------------------------------
     def response(self, leg_id: str, request: Request, response: Response, now: Instant) -> list[Action]:
@@ -577,11 +639,16 @@ class Call:
         if leg.ended and not (200 <= status < 300 and leg.ack is not None):
             if 200 <= status < 300:  # a 2xx after we gave up on this fork: ACK it, then BYE
                 return self._ack_and_bye(leg, response)
+            if status < 200 and leg.cancel_reason is not None and not leg.provisional:
+                leg.provisional = True  # a trunk we gave up on woke up: CANCEL it (once)
+                return self._send_cancel(leg)
             return []
         if 200 <= status < 300 and leg.ack is not None and leg.dialog is not None \
                 and response.to.tag == leg.dialog.remote_tag:
             return [Transmit(leg.flow, leg.ack)]  # our ACK was lost: the 200 is resent, ACK it again
         actions: list[Action] = []
+        if leg.target is not None and leg.target.trunk_id is not None:
+            actions.append(ClearTimer(f"try:{leg.id}"))
         if status < 200:
             first = not leg.provisional
             leg.provisional = True
@@ -599,11 +666,52 @@ class Call:
             leg.dialog = dialog
             leg.ack = dialog.ack(leg.invite.cseq.number, self.config.via_for(leg.flow))
             leg.allows_update = _allows(response, "UPDATE")
-            return [Transmit(leg.flow, leg.ack), *self._on(Connected(leg, response), now)]
+            return [*actions, Transmit(leg.flow, leg.ack), *self._on(Connected(leg, response), now)]
+        if status in (401, 407) and self._can_authenticate(leg):
+            return actions + self._authenticate(leg, response, now)
         leg.state = LegState.TERMINATED
         leg.final_status = status
         leg.final_reason = response.reason
-        return self._on(Refused(leg), now)
+        return actions + self._on(Refused(leg), now)
+
+    def _can_authenticate(self, leg: Leg) -> bool:
+        target = leg.target
+        return target is not None and target.auth is not None and not leg.authenticated and not leg.cancelled
+
+    def _authenticate(self, leg: Leg, response: Response, now: Instant) -> list[Action]:
+        """Resend the INVITE with credentials answering the carrier's challenge (§22.2).
+
+        Same Call-ID, From tag and To; a new branch and the next CSeq. The old client
+        transaction has ACKed the 401/407 itself (§17.1.1.3).
+        """
+        target = leg.target
+        assert target is not None and target.auth is not None
+        header = "www-authenticate" if response.status == 401 else "proxy-authenticate"
+        answer = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        challenge = None
+        for value in response.headers.get_all(header):
+            parsed = parse_challenge(value)
+            if parsed is not None and parsed.algorithm.removesuffix("-SESS") in ("MD5", "SHA-256"):
+                challenge = parsed
+                break
+        leg.authenticated = True
+        if challenge is None:
+            leg.state = LegState.TERMINATED
+            leg.final_status = response.status
+            leg.final_reason = "No usable digest challenge"
+            return self._on(Refused(leg), now)
+        old = leg.invite
+        headers = old.headers.copy()
+        headers.set("Via", self.config.via_for(leg.flow).header(new_branch()))
+        headers.set("CSeq", f"{old.cseq.number + 1} INVITE")
+        headers.remove("authorization")
+        headers.remove("proxy-authorization")
+        headers.add(answer, authorize(challenge, "INVITE", old.uri_text, target.auth.username, target.auth.password))
+        invite = Request("INVITE", old.uri_text, headers, old.body)
+        leg.invite = invite
+        leg.provisional = False
+        leg.state = LegState.CALLING
+        return [SendRequest(leg.id, invite, leg.flow), *self._arm_trunk_timer(leg)]
 
     def _relay_provisional(self, leg: Leg, response: Response) -> list[Action]:
         status = response.status
@@ -705,6 +813,8 @@ class Call:
         """When every device has refused, the caller gets the most telling answer."""
         if self.winner is not None or self.over or not all(f.ended for f in self.forks.values()):
             return []
+        if self._sequential:
+            return self._trunk_refused(now)
         statuses = [f.final_status or 500 for f in self.forks.values()]
         six = [s for s in statuses if s >= 600]
         if six:
@@ -720,6 +830,39 @@ class Call:
         disposition = "busy" if status in (486, 600, 603) else "failed"
         actions = [ClearTimer("ring"), *self._inbound_reply(status, reason)]
         return actions + self._end(now, disposition, "callee", status, reason)
+
+    def _trunk_refused(self, now: Instant) -> list[Action]:
+        """A trunk refused: try the next one on 5xx, 408 or a timeout — never after a callee's
+        486, 600 or 603 (someone who declined is not dialled again), nor after another 4xx (the
+        number itself is wrong)."""
+        last = list(self.forks.values())[-1]
+        status = last.final_status or 500
+        label = last.target.label if last.target is not None else last.id
+        self.attempts.append(f"{label}: {status} {last.final_reason}".strip())
+        if _fails_over(status) and self._next_target < len(self._targets):
+            return self._fork_next()
+        if _fails_over(status):
+            status, reason = 503, "Service Unavailable"
+            text = "No trunk could take the call"
+        else:
+            reason = last.final_reason or "Call Failed"
+            text = reason
+        disposition = "busy" if status in (486, 600) else "failed"
+        if status in (403, 603, 607):
+            disposition = "failed"
+        actions = [ClearTimer("ring"), *self._inbound_reply(status, reason)]
+        return actions + self._end(now, disposition, "callee", status, f"{text} ({'; '.join(self.attempts)})")
+
+    def credit_exhausted(self, now: Instant) -> list[Action]:
+        """The caller's credit ran out: hang up both sides with a Reason, or refuse if still ringing."""
+        if self.over:
+            return []
+        text = "Credit exhausted"
+        if self.winner is None:
+            actions = self._cancel_forks(None, f'SIP;cause=402;text="{text}"')
+            actions += self._inbound_reply(402, "Payment Required")
+            return actions + self._end(now, "failed", "system", 402, text)
+        return self._system_hangup(now, 402, text, None)
 
     # -- the caller gives up, or nobody answers --------------------------------------------
     def cancel(self, reason: str | None, now: Instant) -> list[Action]:
@@ -985,6 +1128,8 @@ class Call:
             return self._retransmit_2xx(leg, now)
         if kind == "se":
             return self._refresh(leg, now)
+        if kind == "try":
+            return self._trunk_silent(leg, now)
         return []
 
     def media_timeout(self, seconds: float, now: Instant) -> list[Action]:
@@ -1034,8 +1179,16 @@ class Call:
             codec=self.codec,
             callee_user_id=self.callee.user_id,
             callee_extension=self.callee.extension,
+            trunk_id=self.trunk_id,
+            attempts=tuple(self.attempts),
         )
         return [ClearTimer("ring"), Ended(draft)]
+
+    @property
+    def trunk_id(self) -> str | None:
+        """The trunk of the answering leg, else of the last leg tried."""
+        leg = self.winner or (list(self.forks.values())[-1] if self.forks else None)
+        return leg.target.trunk_id if leg is not None and leg.target is not None else None
 
     def summary(self) -> dict[str, Any]:
         return {

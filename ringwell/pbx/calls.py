@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ringwell.features.accounts.repository import CredentialRecord
 from ringwell.features.accounts.repository import Reachable as Callee
-from ringwell.features.cdr.service import CallAnswered, CallClosed, CallOpened, CdrWriter
+from ringwell.features.cdr.service import CallAnswered, CallBilling, CallClosed, CallOpened, CdrWriter
+from ringwell.features.outbound.service import CallCharge, OutboundService, Refusal
+from ringwell.features.trunks.service import TrunkRoute
 from ringwell.media.errors import PortExhausted
 from ringwell.media.relay import MediaRelay, MediaSession
 from ringwell.pbx.call import (
@@ -28,6 +33,7 @@ from ringwell.pbx.call import (
     CallConfig,
     ClearTimer,
     DialogCreated,
+    DigestLogin,
     Ended,
     Instant,
     Party,
@@ -45,10 +51,13 @@ from ringwell.sip.uri import SipUri, TelUri
 from ringwell.storage.base import new_id
 from ringwell.transport.source import Source
 
-__all__ = ["CachedDirectory", "CallManager", "Callee", "Directory", "SipSender"]
+__all__ = ["CachedDirectory", "CallManager", "Callee", "Directory", "Inbound", "InboundRoute", "SipSender"]
 
 log = logging.getLogger(__name__)
 MAX_DIALLED = 64
+_NUMBER_RE = re.compile(r"\+?[0-9*#]{1,32}")
+OUTBOUND_RING_TIMEOUT = 120.0  # the phone network has its own no-answer timers; this bounds ours
+CREDIT_MARGIN = 10.0  # seconds before a slice ends that the next one is reserved
 
 
 Directory = Callable[[str, str], Awaitable[Callee | None]]  # (org_id, dialled) -> the user it reaches
@@ -100,6 +109,31 @@ class CachedDirectory:
             self._inflight.pop(key, None)
 
 
+class InboundRoute(Protocol):
+    """Where a rented number leads (``ringwell.features.numbers``)."""
+
+    @property
+    def org_id(self) -> str: ...
+
+    @property
+    def extension(self) -> str | None: ...
+
+
+Inbound = Callable[[str], Awaitable[InboundRoute | None]]  # E.164 -> the route of a rented number
+
+
+@dataclass(slots=True)
+class _Outbound:
+    """What the driver keeps of a call through a trunk: its credit and its timers."""
+
+    charge: CallCharge | None
+    costs: dict[str, Any]  # trunk id -> that trunk's buy quote (or None)
+    direction: str
+    deadline: asyncio.TimerHandle | None = None
+    extender: asyncio.TimerHandle | None = None
+    trunk_id: str | None = None  # inbound: the trunk it came from
+
+
 class SipSender(Protocol):
     """What the calls driver needs from the SIP endpoint."""
 
@@ -148,6 +182,55 @@ def _now() -> Instant:
     return Instant(time.time(), time.monotonic())
 
 
+def _requested_cli(request: Request) -> str | None:
+    """The caller ID a phone asks for: P-Preferred-Identity, else its From user if it is a number."""
+    preferred = request.headers.get("p-preferred-identity")
+    if preferred:
+        asserted = preferred.partition("sip:")[2].partition("@")[0] or preferred.partition("tel:")[2].partition(">")[0]
+        if _NUMBER_RE.fullmatch(asserted):
+            return asserted
+    try:
+        uri = request.from_.uri
+    except RemoteProtocolError:
+        return None
+    user = uri.user_unescaped if isinstance(uri, SipUri) else uri.number if isinstance(uri, TelUri) else None
+    return user if user and _NUMBER_RE.fullmatch(user) and len(user) >= 7 else None
+
+
+def _caller_number(request: Request) -> str:
+    """The calling number a carrier presents (From user), kept short and printable."""
+    try:
+        uri = request.from_.uri
+    except RemoteProtocolError:
+        return "anonymous"
+    user = uri.user_unescaped if isinstance(uri, SipUri) else uri.number if isinstance(uri, TelUri) else None
+    if not user:
+        return "anonymous"
+    cleaned = "".join(ch for ch in user if ch.isprintable() and ch not in '"\\<>')[:32]
+    if cleaned.isdigit() and len(cleaned) >= 10:
+        cleaned = "+" + cleaned
+    return cleaned or "anonymous"
+
+
+def _e164_from_trunk(dialled: str, trunk: TrunkRoute) -> str | None:
+    """The E.164 number a carrier called: its tech prefix stripped, '+' restored."""
+    digits = dialled
+    if trunk.tech_prefix and digits.startswith(trunk.tech_prefix):
+        digits = digits[len(trunk.tech_prefix):]
+    digits = digits.strip()
+    if digits.startswith("+"):
+        body = digits[1:]
+    elif digits.startswith("00"):
+        body = digits[2:]
+    else:
+        body = digits
+    if not body.isdigit() or not 6 <= len(body) <= 15:
+        return None
+    if trunk.number_format == "national" and not digits.startswith(("+", "00")):
+        return None  # a national number needs the trunk's country: not known yet
+    return "+" + body
+
+
 def dialled_of(request: Request) -> str | None:
     uri = request.uri
     if isinstance(uri, SipUri):
@@ -183,6 +266,9 @@ class CallManager:
         cdr: CdrWriter,
         config: CallConfig,
         node: str | None = None,
+        outbound: OutboundService | None = None,
+        inbound: Inbound | None = None,
+        counters: Any = None,
     ) -> None:
         self.sip = sip
         self.registrar = registrar
@@ -199,7 +285,15 @@ class CallManager:
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._timer_names: dict[str, set[str]] = {}  # per call, so ending a call does not scan every timer
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._settling: set[asyncio.Task[Any]] = set()
         self.stats = {"started": 0, "ended": 0, "rejected": 0}
+        self.outbound = outbound
+        self.inbound = inbound
+        self.counters = counters  # ringwell.features.fraud.counters.CallCounters
+        self._network: dict[str, _Outbound] = {}  # calls to or from the phone network
+        self._own: dict[tuple[str, str], Callable[[Request, object], None]] = {}  # dialogs Ringwell placed
+        if outbound is not None:
+            outbound.channels = self.channels
 
     # -- from the endpoint -----------------------------------------------------------------
     def invite(self, request: Request, txn: object, source: Source, caller: CredentialRecord) -> None:
@@ -212,20 +306,22 @@ class CallManager:
         self.stats["rejected"] += 1
         self.sip.respond(txn, make_response(request, status, reason))
 
-    def _opened(self, call_id: str, request: Request, caller: CredentialRecord, dialled: str, now: Instant) -> None:
+    def _opened(self, call_id: str, request: Request, caller: CredentialRecord, dialled: str, now: Instant,
+                direction: str = "internal") -> None:
         self.cdr.opened(CallOpened(
-            id=call_id, org_id=caller.org_id, sip_call_id=request.call_id[:255], direction="internal",
+            id=call_id, org_id=caller.org_id, sip_call_id=request.call_id[:255], direction=direction,
             caller_user_id=caller.user_id, caller_extension=caller.extension, caller_number=caller.extension,
             callee_number=dialled, started_at=_utc(now.wall), node=self.node,
         ))
 
     def _closed_early(self, call_id: str, now: Instant, status: int, reason: str, disposition: str = "failed",
-                      callee: Callee | None = None, hangup_by: str = "system") -> None:
+                      callee: Callee | None = None, hangup_by: str = "system",
+                      billing: CallBilling | None = None, direction: str = "internal") -> None:
         self.cdr.closed(CallClosed(
             id=call_id, callee_user_id=callee.user_id if callee else None,
             callee_extension=callee.extension if callee else None, answered_at=None, ended_at=_utc(now.wall),
             ring_seconds=0.0, talk_seconds=0.0, disposition=disposition, hangup_by=hangup_by, sip_status=status,
-            sip_reason=reason, codec=None, media=None,
+            sip_reason=reason[:255], codec=None, media=None, billing=billing, direction=direction,
         ))
 
     async def _start_safely(self, request: Request, txn: object, source: Source, caller: CredentialRecord) -> None:
@@ -258,6 +354,9 @@ class CallManager:
         if not self.sip.pending(txn):  # the caller CANCELled during the look-up (answered 487)
             self._closed_early(call_id, now, 487, "Caller cancelled", "cancelled", callee, "caller")
             return
+        if callee is None and self.outbound is not None and _NUMBER_RE.fullmatch(dialled):
+            await self._start_outbound(request, txn, source, caller, dialled, call_id)
+            return
         if callee is None:
             self._reject(request, txn, 404, "Not Found")
             self._closed_early(call_id, now, 404, "No such extension")
@@ -269,37 +368,159 @@ class CallManager:
             self._reject(request, txn, 503, "No Free Media Ports")
             self._closed_early(call_id, now, 503, "No free media ports", callee=callee)
             return
-        try:
-            self._begin(request, txn, source, caller, callee, dialled, call_id, session, now)
-        except Exception:
-            # Nothing of a call that could not start may stay behind: ports, maps, an open record.
-            log.exception("call %s could not start", call_id)
-            session.close()
-            self.calls.pop(call_id, None)
-            self._media.pop(call_id, None)
-            self._by_invite.pop(txn, None)
-            self._reject(request, txn, 500, "Server Internal Error")
-            self._closed_early(call_id, _now(), 500, "Call could not start", callee=callee)
+        self._begin(request, txn, source, caller, callee, dialled, call_id, session, now)
 
     def _begin(self, request: Request, txn: object, source: Source, caller: CredentialRecord, callee: Callee,
                dialled: str, call_id: str, session: MediaSession, now: Instant) -> None:
-        media = _Media(session)
+        party = Party(caller.user_id, caller.extension, caller.extension, _display(request))
+        self._begin_to(request, txn, source, party, callee, dialled, call_id, session, now)
+
+    def _begin_to(self, request: Request, txn: object, source: Source, caller: Party, callee: Callee, dialled: str,
+                  call_id: str, session: MediaSession, now: Instant) -> None:
+        """Ring every registered device of a user."""
+
+        def targets() -> list[Target]:
+            return [
+                Target(binding.contact, binding.source, binding.user_agent)
+                for credential_id in callee.credential_ids
+                for binding in self.registrar.lookup(credential_id, now.wall)
+            ]
+
+        self._launch(request, txn, source, caller, Party(callee.user_id, callee.extension, dialled), targets,
+                     call_id, session, now, float(callee.ring_timeout), callee_record=callee)
+
+    # -- calls to and from the phone network ------------------------------------------------
+    async def _start_outbound(self, request: Request, txn: object, source: Source, caller: CredentialRecord,
+                              dialled: str, call_id: str) -> None:
+        """A call to a number outside the org: authorize (caps, rate, credit), then the trunks in turn."""
+        assert self.outbound is not None
+        now = _now()
+        verdict = await self.outbound.authorize_call(
+            org_id=caller.org_id, user_id=caller.user_id, dialled=dialled, requested_cli=_requested_cli(request),
+            key=call_id, now=_utc(now.wall), mono=now.mono,
+        )
+        now = _now()
+        if isinstance(verdict, Refusal):
+            self._reject(request, txn, verdict.status, verdict.reason)
+            self._closed_early(call_id, now, verdict.status, verdict.text, verdict.disposition,
+                               direction="outbound")
+            return
+        charge = verdict.charge
+        if not self.sip.pending(txn):  # CANCELled while authorizing
+            if self.counters is not None:
+                self.counters.ended(call_id)
+            await self.outbound.settle(charge, 0.0, None, "cancelled")
+            self._closed_early(call_id, now, 487, "Caller cancelled", "cancelled", hangup_by="caller",
+                               direction="outbound")
+            return
+        try:
+            session = self.relay.create(call_id)
+        except PortExhausted:
+            if self.counters is not None:
+                self.counters.ended(call_id)
+            await self.outbound.settle(charge, 0.0, None, "no media ports")
+            self._reject(request, txn, 503, "No Free Media Ports")
+            self._closed_early(call_id, now, 503, "No free media ports", direction="outbound")
+            return
         targets = [
-            Target(binding.contact, binding.source, binding.user_agent)
-            for credential_id in callee.credential_ids
-            for binding in self.registrar.lookup(credential_id, now.wall)
+            Target(f"sip:{choice.dial}@{choice.trunk.uri_host()}", choice.trunk.flow, choice.trunk.name,
+                   trunk_id=choice.trunk.id,
+                   auth=DigestLogin(choice.trunk.username, choice.trunk.password)
+                   if choice.trunk.username and choice.trunk.password else None,
+                   from_user=choice.trunk.caller_id(verdict.caller_id), to_user=choice.dial)
+            for choice in verdict.trunks
         ]
+        callee = Party(None, None, verdict.e164)
+        party = Party(caller.user_id, caller.extension, verdict.caller_id or caller.extension, _display(request))
+        record = _Outbound(charge, {c.trunk.id: c.cost for c in verdict.trunks}, "outbound")
+        self._network[call_id] = record
+        if verdict.emergency:
+            log.warning("emergency call %s from %s (org %s) to %s", call_id, caller.username, caller.org_id,
+                        dialled)
+        self._launch(request, txn, source, party, callee, lambda: targets, call_id, session, now,
+                     OUTBOUND_RING_TIMEOUT, sequential=True)
+
+    def from_trunk(self, request: Request, txn: object, source: Source, trunk: TrunkRoute) -> None:
+        """An INVITE from a carrier trunk (recognised by its source): ring whoever the number is routed to."""
+        task = asyncio.create_task(self._from_trunk_safely(request, txn, source, trunk))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _from_trunk_safely(self, request: Request, txn: object, source: Source, trunk: TrunkRoute) -> None:
+        try:
+            await self._from_trunk(request, txn, source, trunk)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not start a call from trunk %s", trunk.name)
+            self._reject(request, txn, 500, "Server Internal Error")
+
+    async def _from_trunk(self, request: Request, txn: object, source: Source, trunk: TrunkRoute) -> None:
+        dialled = dialled_of(request)
+        number = _e164_from_trunk(dialled, trunk) if dialled else None
+        route = await self.inbound(number) if number is not None and self.inbound is not None else None
+        if route is None or route.extension is None:
+            # Not ours (or not routed): nothing is recorded for any organization.
+            self._reject(request, txn, 404, "Not Found")
+            return
+        now = _now()
+        call_id = new_id()
+        caller_number = _caller_number(request)
+        self.cdr.opened(CallOpened(
+            id=call_id, org_id=route.org_id, sip_call_id=request.call_id[:255], direction="inbound",
+            caller_user_id=None, caller_extension=None, caller_number=caller_number, callee_number=number or "",
+            started_at=_utc(now.wall), node=self.node,
+        ))
+        record = _Outbound(None, {}, "inbound", trunk_id=trunk.id)
+        billing = CallBilling(trunk_id=trunk.id)
+        callee = await self.directory(route.org_id, route.extension)
+        now = _now()
+        if not self.sip.pending(txn):
+            self._closed_early(call_id, now, 487, "Caller cancelled", "cancelled", callee, "caller",
+                               billing=billing, direction="inbound")
+            return
+        if callee is None:
+            self._reject(request, txn, 404, "Not Found")
+            self._closed_early(call_id, now, 404, "Routed extension does not exist", billing=billing,
+                               direction="inbound")
+            return
+        try:
+            session = self.relay.create(call_id)
+        except PortExhausted:
+            self._reject(request, txn, 503, "No Free Media Ports")
+            self._closed_early(call_id, now, 503, "No free media ports", callee=callee, billing=billing,
+                               direction="inbound")
+            return
+        self._network[call_id] = record
+        self._begin_to(request, txn, source, Party(None, None, caller_number, _display(request)), callee, number or "",
+                       call_id, session, now)
+
+    def _launch(self, request: Request, txn: object, source: Source, caller: Party, callee: Party,
+                targets: Callable[[], list[Target]], call_id: str, session: MediaSession, now: Instant,
+                ring_timeout: float,
+                *, sequential: bool = False, callee_record: Callee | None = None) -> None:
+        """Build the call and start it; nothing stays behind (ports, maps, record) if that fails."""
+        media = _Media(session)
         try:
             call = Call(
-                call_id=call_id, invite=request, txn=txn, source=source,
-                caller=Party(caller.user_id, caller.extension, caller.extension, _display(request)),
-                callee=Party(callee.user_id, callee.extension, dialled),
-                targets=targets, media=media, config=self.config, ring_timeout=callee.ring_timeout, now=now,
+                call_id=call_id, invite=request, txn=txn, source=source, caller=caller, callee=callee,
+                targets=targets(), media=media, config=self.config, ring_timeout=ring_timeout, now=now,
+                sequential=sequential,
             )
         except RemoteProtocolError as exc:
             session.close()
             self._reject(request, txn, exc.status_hint, str(exc))
-            self._closed_early(call_id, now, exc.status_hint, str(exc), callee=callee)
+            self._abandon_network(call_id)
+            self._closed_early(call_id, now, exc.status_hint, str(exc), callee=callee_record,
+                               direction=self._direction(call_id))
+            return
+        except Exception:
+            log.exception("call %s could not start", call_id)
+            session.close()
+            self._reject(request, txn, 500, "Server Internal Error")
+            self._abandon_network(call_id)
+            self._closed_early(call_id, _now(), 500, "Call could not start", callee=callee_record,
+                               direction=self._direction(call_id))
             return
         self.calls[call_id] = call
         self._media[call_id] = media
@@ -307,11 +528,107 @@ class CallManager:
         self.stats["started"] += 1
         self.execute(call, call.start(now))
 
+    def _direction(self, call_id: str) -> str:
+        record = self._network.get(call_id)
+        return record.direction if record is not None else "internal"
+
+    def _abandon_network(self, call_id: str) -> None:
+        record = self._network.pop(call_id, None)
+        if record is None:
+            return
+        if self.counters is not None:
+            self.counters.ended(call_id)
+        if record.charge is not None and self.outbound is not None:
+            self._settle_later(record.charge, 0.0, None, "call could not start")
+
+    def _settle_later(self, charge: CallCharge, talk: float, cost: Any, description: str,
+                      then: Callable[[tuple[int, int, int | None]], None] | None = None) -> None:
+        assert self.outbound is not None
+        outbound = self.outbound
+
+        async def settle() -> None:
+            try:
+                result = await outbound.settle(charge, talk, cost, description)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not settle the charge of call %s (reservation kept until restart)", charge.key)
+                result = (0, 0, None)
+            if then is not None:
+                then(result)
+
+        task = asyncio.create_task(settle())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    def channels(self) -> dict[str, int]:
+        """Calls ringing or up per trunk now (for trunks' channel limits)."""
+        busy: dict[str, int] = {}
+        for call_id, record in self._network.items():
+            call = self.calls.get(call_id)
+            trunk = call.trunk_id if call is not None and record.direction == "outbound" else record.trunk_id
+            if trunk is not None:
+                busy[trunk] = busy.get(trunk, 0) + 1
+        return busy
+
+    # -- credit while an outbound call is up -----------------------------------------------
+    def _arm_credit(self, call: Call) -> None:
+        record = self._network.get(call.id)
+        if record is None or record.charge is None or record.charge.unlimited or call.answered is None:
+            return
+        loop = asyncio.get_running_loop()
+        for handle in (record.deadline, record.extender):
+            if handle is not None:
+                handle.cancel()
+        left = call.answered.mono + record.charge.granted - time.monotonic()
+        record.deadline = loop.call_later(max(0.0, left), self._credit_out, call)
+        margin = min(CREDIT_MARGIN, record.charge.granted / 4)
+        record.extender = loop.call_later(max(0.0, left - margin), self._extend_credit, call)
+
+    def _extend_credit(self, call: Call) -> None:
+        record = self._network.get(call.id)
+        if record is None or record.charge is None or call.over or self.outbound is None:
+            return
+        outbound, charge = self.outbound, record.charge
+
+        async def extend() -> None:
+            try:
+                granted = await outbound.extend(charge)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("call %s: reserving more credit failed", call.id)
+                granted = False
+            if granted and not call.over:
+                self._arm_credit(call)
+
+        task = asyncio.create_task(extend())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _credit_out(self, call: Call) -> None:
+        record = self._network.get(call.id)
+        if record is not None:
+            record.deadline = None
+        log.info("call %s: credit exhausted, hanging up", call.id)
+        self.execute(call, call.credit_exhausted(_now()))
+
+    def claim(self, key: tuple[str, str], handler: Callable[[Request, object], None]) -> None:
+        """Deliver the in-dialog requests of a dialog Ringwell itself placed (``pbx.originate``)."""
+        self._own[key] = handler
+
+    def release(self, key: tuple[str, str]) -> None:
+        self._own.pop(key, None)
+
     def in_dialog(self, request: Request, txn: object) -> bool:
         """An in-dialog request; False when no dialog matches (the endpoint answers 481)."""
         tag = request.to.tag
         if tag is None:
             return False
+        own = self._own.get((request.call_id, tag))
+        if own is not None:
+            own(request, txn)
+            return True
         found = self._dialogs.get((request.call_id, tag))
         if found is None:
             return False
@@ -378,6 +695,8 @@ class CallManager:
         elif isinstance(action, Answered):
             self.cdr.answered(CallAnswered(call.id, _utc(action.wall), call.callee.user_id, call.callee.extension,
                                            action.codec))
+            if call.id in self._network:
+                self._arm_credit(call)
         elif isinstance(action, Ended):
             self._ended(call, action)
 
@@ -400,13 +719,18 @@ class CallManager:
         summary = media.session.summary() if media is not None else None
         if media is not None:
             media.session.close()
-        self.cdr.closed(CallClosed(
+        closed = CallClosed(
             id=call.id, callee_user_id=draft.callee_user_id, callee_extension=draft.callee_extension,
             answered_at=_utc(draft.answered_at) if draft.answered_at is not None else None,
             ended_at=_utc(draft.ended_at), ring_seconds=draft.ring_seconds, talk_seconds=draft.talk_seconds,
             disposition=draft.disposition, hangup_by=draft.hangup_by, sip_status=draft.sip_status,
             sip_reason=(draft.sip_reason or "")[:255] or None, codec=draft.codec, media=summary,
-        ))
+        )
+        record = self._network.pop(call.id, None)
+        if record is None:
+            self.cdr.closed(closed)
+        else:
+            self._close_network(call, record, closed, draft.trunk_id)
         self.calls.pop(call.id, None)
         self._by_invite.pop(call.txn, None)
         self.stats["ended"] += 1
@@ -417,6 +741,32 @@ class CallManager:
             handle = self._timers.pop((call.id, name), None)
             if handle is not None:
                 handle.cancel()
+
+    def _close_network(self, call: Call, record: _Outbound, closed: CallClosed, trunk_id: str | None) -> None:
+        for handle in (record.deadline, record.extender):
+            if handle is not None:
+                handle.cancel()
+        if self.counters is not None and record.direction == "outbound":
+            self.counters.ended(call.id)
+        charge = record.charge
+        if record.direction == "inbound" or charge is None or self.outbound is None:
+            billing = CallBilling(trunk_id=record.trunk_id or trunk_id)
+            self.cdr.closed(dataclasses.replace(closed, billing=billing, direction=record.direction))
+            return
+        cost = record.costs.get(trunk_id) if trunk_id is not None else None
+        rate = charge.rate
+
+        def write(result: tuple[int, int, int | None]) -> None:
+            billable, amount, carrier = result
+            billing = CallBilling(
+                trunk_id=trunk_id, rate_deck=charge.deck, rate_prefix=rate.prefix if rate else None,
+                price_micros=rate.price_micros if rate else None, billable_seconds=billable, charge_minor=amount,
+                cost_minor=carrier, currency=charge.currency,
+            )
+            self.cdr.closed(dataclasses.replace(closed, billing=billing, direction="outbound"))
+
+        talk = closed.talk_seconds if closed.answered_at is not None else 0.0
+        self._settle_later(charge, talk, cost, f"call to {call.callee.number}", write)
 
     def _forget(self, call_id: str) -> None:
         for key in self._keys.pop(call_id, []):
@@ -438,5 +788,7 @@ class CallManager:
             handle.cancel()
         self._timers.clear()
         self._timer_names.clear()
+        if self._settling:  # charges of the calls just hung up are written before the ledger closes
+            await asyncio.gather(*self._settling, return_exceptions=True)
         with contextlib.suppress(Exception):
             await asyncio.sleep(0.05)  # let the last BYEs leave the sockets

@@ -74,6 +74,8 @@ class CallHandler(Protocol):
 
     def cancel(self, invite_txn: object, request: Request) -> bool: ...
 
+    def from_trunk(self, request: Request, txn: object, source: Source, trunk: Any) -> None: ...
+
 
 def screen_request(request: Request) -> Rejection | None:
     """Every check made before a request is acted on (pure; RFC 3261 §8.2 and §10.3).
@@ -247,6 +249,8 @@ class SipEndpoint:
         self._client: dict[tuple[str, str], _ClientEntry] = {}
         self.calls: CallHandler | None = None
         self.sender: Callable[[Source], Reply | None] = lambda source: None
+        # The carrier trunk a request comes from, by its source (no digest challenge for those).
+        self.trunk_of: Callable[[Source], Any] = lambda source: None
         self._pending_lookups = 0
         self._worker: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -403,7 +407,11 @@ class SipEndpoint:
             if self.calls is None or not self.calls.in_dialog(request, key):
                 self._respond(key, entry, make_response(request, 481))
         elif method == "INVITE" and self.calls is not None:
-            self._authenticate(request, key, entry, self._start_call)
+            trunk = self.trunk_of(entry.source)
+            if trunk is not None:
+                self.calls.from_trunk(request, key, entry.source, trunk)
+            else:
+                self._authenticate(request, key, entry, self._start_call)
         elif method == "INVITE":
             self._respond(key, entry, make_response(request, 480, "Calls are not enabled on this server"))
         else:  # BYE, UPDATE or INFO outside any dialog

@@ -227,7 +227,8 @@ class ClientInviteTransaction(_Transaction):
             self.state = State.COMPLETED
             self.ack = make_ack(self.request, response)
             delay = 0.0 if self.reliable else 32.0
-            return [*actions, Deliver(response), Send(self.ack), StartTimer(Timer.D, delay)]
+            # The ACK leaves before the TU reacts: a new INVITE answering a 407 must follow it.
+            return [*actions, Send(self.ack), Deliver(response), StartTimer(Timer.D, delay)]
         if state is State.ACCEPTED and 200 <= status < 300:
             return [Deliver(response)]  # 2xx retransmissions go to the TU, which ACKs them
         if state is State.COMPLETED and status >= 300 and self.ack is not None:

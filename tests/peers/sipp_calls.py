@@ -191,6 +191,9 @@ UAC: dict[str, str] = {
     "unavailable": _expect(480),
     "not_found": _expect(404),
     "no_media_ports": _expect(503),
+    "payment_required": _expect(402),
+    "forbidden": _expect(403),
+    "address_incomplete": _expect(484),
 }
 
 _UAS_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>

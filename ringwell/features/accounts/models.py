@@ -17,6 +17,8 @@ class Organization(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    country: Mapped[str] = mapped_column(String(2), default="US", server_default="US")  # ISO 3166-1 alpha-2
+    currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")  # ISO 4217; one per org
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

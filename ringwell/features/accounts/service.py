@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import phonenumbers
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,6 +29,7 @@ from ringwell.sip.digest import compute_ha1
 
 __all__ = ["AccountsService", "NewUser", "generate_sip_password"]
 
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _EXTENSION_RE = re.compile(r"[0-9]{2,8}")
 _USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{1,63}")
@@ -61,16 +63,32 @@ class AccountsService:
         self._sessions = sessions
         self._realm = realm
 
-    async def create_org(self, name: str) -> Organization:
+    async def create_org(self, name: str, country: str = "US", currency: str = "USD") -> Organization:
+        """A new organization in ``country`` (ISO 3166 alpha-2) paying in ``currency`` (ISO 4217)."""
         name = name.strip()
         if not name or len(name) > 200:
             raise InvalidAccountData("organization name must be 1 to 200 characters", {"field": "name"})
+        country, currency = country.strip().upper(), currency.strip().upper()
+        if country not in phonenumbers.SUPPORTED_REGIONS:
+            raise InvalidAccountData(f"unknown country code {country!r} (ISO 3166 alpha-2, e.g. US)",
+                                     {"field": "country"})
+        if not _CURRENCY_RE.fullmatch(currency):
+            raise InvalidAccountData(f"currency {currency!r} is not an ISO 4217 code (e.g. USD)", {"field": "currency"})
         async with self._sessions() as session, session.begin():
             if await repo.org_by_name(session, name) is not None:
                 raise DuplicateName(f"an organization named {name!r} exists", {"field": "name"})
-            org = Organization(name=name)
+            org = Organization(name=name, country=country, currency=currency)
             session.add(org)
         return org
+
+    @property
+    def sessions(self) -> async_sessionmaker[Any]:
+        return self._sessions
+
+    async def org_by_id(self, org_id: str) -> Organization | None:
+        async with self._sessions() as session:
+            org: Organization | None = await session.get(Organization, org_id)
+            return org
 
     async def reachable(self, org_id: str, dialled: str) -> repo.Reachable | None:
         """Who a call from ``org_id`` to ``dialled`` (an extension or SIP username) rings."""

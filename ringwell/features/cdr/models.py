@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ringwell.storage.base import Base, new_id
@@ -39,6 +39,7 @@ class Disposition(StrEnum):
     CANCELLED = "cancelled"  # the caller hung up before an answer
     FAILED = "failed"  # any other final failure (4xx-6xx, no route, media)
     INTERRUPTED = "interrupted"  # the node stopped while the call was up (closed at recovery)
+    BLOCKED = "blocked"  # refused before ringing: destination not permitted, caps, no credit
 
 
 class HangupBy(StrEnum):
@@ -76,3 +77,12 @@ class CallRecord(Base):
     codec: Mapped[str | None] = mapped_column(String(32))
     media: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))  # per-leg summary
     node: Mapped[str | None] = mapped_column(String(64))
+    # Calls to and from the phone network (issue 4): the trunk used, the rate applied and what it cost.
+    trunk_id: Mapped[str | None] = mapped_column(ForeignKey("trunks.id", ondelete="SET NULL"))
+    rate_deck: Mapped[str | None] = mapped_column(String(100))
+    rate_prefix: Mapped[str | None] = mapped_column(String(32))
+    price_micros: Mapped[int | None] = mapped_column(BigInteger)  # per minute, 10^-6 of the currency unit
+    billable_seconds: Mapped[int | None] = mapped_column(Integer)
+    charge_minor: Mapped[int | None] = mapped_column(BigInteger)  # what the org paid, minor units
+    cost_minor: Mapped[int | None] = mapped_column(BigInteger)  # what the carrier costs, minor units
+    currency: Mapped[str | None] = mapped_column(String(3))

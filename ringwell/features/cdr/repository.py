@@ -38,6 +38,8 @@ ANSWER_COLUMNS = ("callee_user_id", "callee_extension", "answered_at", "codec")
 CLOSE_COLUMNS = (
     "callee_user_id", "callee_extension", "answered_at", "ended_at", "last_alive_at", "ring_seconds",
     "talk_seconds", "state", "disposition", "hangup_by", "sip_status", "sip_reason", "codec", "media",
+    "trunk_id", "rate_deck", "rate_prefix", "price_micros", "billable_seconds", "charge_minor", "cost_minor",
+    "currency", "direction",
 )  # fmt: skip
 
 # The SET clause comes from the parameters' keys (the columns above); the row is named by a

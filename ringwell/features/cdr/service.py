@@ -39,8 +39,10 @@ from ringwell.features.cdr.models import CallRecord, CallState, Direction, Dispo
 from ringwell.storage.base import utcnow
 
 __all__ = [
+    "BILLING_COLUMNS",
     "MAX_LIST_LIMIT",
     "CallAnswered",
+    "CallBilling",
     "CallClosed",
     "CallOpened",
     "CallView",
@@ -86,6 +88,23 @@ class CallAnswered:
 
 
 @dataclass(frozen=True, slots=True)
+class CallBilling:
+    """What a call to or from the phone network was rated and charged (issue 4)."""
+
+    trunk_id: str | None = None
+    rate_deck: str | None = None
+    rate_prefix: str | None = None
+    price_micros: int | None = None  # per minute, 10^-6 of the currency's unit
+    billable_seconds: int | None = None
+    charge_minor: int | None = None  # what the organization paid
+    cost_minor: int | None = None  # what the carrier costs the operator
+    currency: str | None = None
+
+
+BILLING_COLUMNS = tuple(CallBilling.__slots__)
+
+
+@dataclass(frozen=True, slots=True)
 class CallClosed:
     """The call attempt ended; carries everything known at the end."""
 
@@ -102,6 +121,8 @@ class CallClosed:
     sip_reason: str | None
     codec: str | None
     media: dict[str, Any] | None
+    billing: CallBilling | None = None
+    direction: str = "internal"  # known for sure only once the dial plan has been looked up
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +154,14 @@ class CallView:
     codec: str | None
     media: dict[str, Any] | None
     node: str | None
+    trunk_id: str | None = None
+    rate_deck: str | None = None
+    rate_prefix: str | None = None
+    price_micros: int | None = None
+    billable_seconds: int | None = None
+    charge_minor: int | None = None
+    cost_minor: int | None = None
+    currency: str | None = None
 
 
 async def list_calls(sessions: async_sessionmaker[Any], org_id: str | None = None, limit: int = 100) -> list[CallView]:
@@ -150,6 +179,8 @@ def _view(row: CallRecord, org_name: str) -> CallView:
         row.caller_number, row.callee_user_id, row.callee_extension, row.callee_number, row.started_at,
         row.answered_at, row.ended_at, row.last_alive_at, row.ring_seconds, row.talk_seconds, row.state,
         row.disposition, row.hangup_by, row.sip_status, row.sip_reason, row.codec, row.media, row.node,
+        row.trunk_id, row.rate_deck, row.rate_prefix, row.price_micros, row.billable_seconds, row.charge_minor,
+        row.cost_minor, row.currency,
     )  # fmt: skip
 
 
@@ -226,6 +257,7 @@ def _open_row(event: CallOpened) -> dict[str, Any]:
         "codec": None,
         "media": None,
         "node": _text(event.node, 64),
+        **dict.fromkeys(BILLING_COLUMNS),
     }
 
 
@@ -255,7 +287,18 @@ def _close_values(event: CallClosed) -> dict[str, Any]:
         "sip_reason": _text(event.sip_reason, 255),
         "codec": _text(event.codec, 32),
         "media": _media(event.id, event.media),
+        **_billing(event.billing),
+        "direction": _text(event.direction, 16),
     }
+
+
+def _billing(billing: CallBilling | None) -> dict[str, Any]:
+    if billing is None:
+        return dict.fromkeys(BILLING_COLUMNS)
+    values = {name: getattr(billing, name) for name in BILLING_COLUMNS}
+    for name in ("rate_deck", "rate_prefix", "currency"):
+        values[name] = _text(values[name], {"rate_deck": 100, "rate_prefix": 32, "currency": 3}[name])
+    return values
 
 
 def _interrupted(call: repo.OpenCall, now: datetime) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Trunks: the operator's carrier gateways (outbound routing, inbound identification, registration)."""

@@ -1,0 +1,282 @@
+"""Trunks: validate → persist carrier gateways; the routing view of them the call path uses.
+
+A trunk is reached at ``host:port`` over UDP (an IP address: no DNS look-ups on the call
+path). Outbound INVITEs answer the carrier's 401/407 with the trunk's credentials, or the
+trunk registers to the carrier. Inbound INVITEs are recognised by their source: an address or
+network, optionally with a port (``203.0.113.5``, ``198.51.100.0/24``, ``127.0.0.1:5090``);
+a trunk with no inbound list accepts what comes from its own ``host:port``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import phonenumbers
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from ringwell.features.trunks import repository as repo
+from ringwell.features.trunks.errors import DuplicateTrunk, InvalidTrunk, TrunkNotFound
+from ringwell.features.trunks.models import Trunk
+from ringwell.features.trunks.sealing import Sealer
+from ringwell.transport.source import Source
+
+__all__ = ["NUMBER_FORMATS", "TrunkDirectory", "TrunkRoute", "TrunkSpec", "TrunksService", "dial_string"]
+
+log = logging.getLogger(__name__)
+
+NUMBER_FORMATS = ("e164", "e164-noplus", "national")
+TRANSPORTS = ("udp",)  # TCP/TLS to a carrier needs outbound connections: not yet
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,99}")
+_PREFIX_RE = re.compile(r"[0-9#*]{0,16}")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkSpec:
+    name: str
+    host: str
+    port: int = 5060
+    transport: str = "udp"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    register: bool = False
+    register_expires: int = 3600
+    inbound: Sequence[str] = ()
+    number_format: str = "e164"
+    tech_prefix: str = ""
+    priority: int = 10
+    buy_deck: str | None = None
+    max_channels: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMatch:
+    network: Network
+    port: int | None
+
+    def matches(self, host: str, port: int) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return address in self.network and (self.port is None or self.port == port)
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkRoute:
+    """A trunk as the call path sees it (the password opened, never logged)."""
+
+    id: str
+    name: str
+    host: str
+    port: int
+    transport: str
+    username: str | None
+    password: str | None = field(repr=False)
+    register: bool
+    register_expires: int
+    inbound: tuple[InboundMatch, ...]
+    number_format: str
+    tech_prefix: str
+    priority: int
+    buy_deck: str | None
+    max_channels: int
+
+    @property
+    def flow(self) -> Source:
+        return Source(self.transport, self.host, self.port)
+
+    def uri_host(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def caller_id(self, number: str | None) -> str | None:
+        """A caller ID (E.164) in this trunk's number format."""
+        if not number or not number.startswith("+") or self.number_format == "e164":
+            return number
+        if self.number_format == "e164-noplus":
+            return number[1:]
+        return dial_string(number, "national")
+
+    def accepts(self, source: Source) -> bool:
+        return any(match.matches(source.host, source.port) for match in self.inbound)
+
+
+def dial_string(e164: str, number_format: str, tech_prefix: str = "") -> str:
+    """How a trunk wants a number: ``+14155550100``, ``14155550100`` or national digits."""
+    if number_format == "e164":
+        body = e164
+    elif number_format == "e164-noplus":
+        body = e164.lstrip("+")
+    else:
+        parsed = phonenumbers.parse(e164, None)
+        body = re.sub(r"\D", "", phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL))
+    return tech_prefix + body
+
+
+def _parse_inbound(entry: str) -> InboundMatch:
+    text = entry.strip()
+    port: int | None = None
+    if text.startswith("["):  # [v6]:port
+        host, _, rest = text[1:].partition("]")
+        if rest.startswith(":"):
+            port = int(rest[1:])
+        text = host
+    elif text.count(":") == 1:
+        text, _, port_text = text.partition(":")
+        port = int(port_text)
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError("port out of range")
+    return InboundMatch(ipaddress.ip_network(text, strict=False), port)
+
+
+def _validate(spec: TrunkSpec) -> None:
+    def bad(field_name: str, problem: str) -> InvalidTrunk:
+        return InvalidTrunk(f"{field_name}: {problem}", {"field": field_name})
+
+    if not _NAME_RE.fullmatch(spec.name):
+        raise bad("name", "1 to 100 letters, digits, '.', '_' or '-'")
+    try:
+        ipaddress.ip_address(spec.host)
+    except ValueError:
+        raise bad("host", f"{spec.host!r} is not an IP address (DNS names are not supported yet)") from None
+    if not 1 <= spec.port <= 65535:
+        raise bad("port", "must be 1-65535")
+    if spec.transport not in TRANSPORTS:
+        raise bad("transport", f"must be one of {', '.join(TRANSPORTS)} (TCP and TLS to carriers: not yet)")
+    if spec.number_format not in NUMBER_FORMATS:
+        raise bad("number_format", f"must be one of {', '.join(NUMBER_FORMATS)}")
+    if not _PREFIX_RE.fullmatch(spec.tech_prefix):
+        raise bad("tech_prefix", "at most 16 of 0-9, # and *")
+    if spec.register and not (spec.username and spec.password):
+        raise bad("register", "registering to a carrier needs a username and a password")
+    if bool(spec.username) != bool(spec.password):
+        raise bad("password", "give both a username and a password, or neither")
+    if not 60 <= spec.register_expires <= 86400:
+        raise bad("register_expires", "must be 60-86400 seconds")
+    if spec.max_channels < 0:
+        raise bad("max_channels", "must not be negative (0 = no limit)")
+    for entry in spec.inbound:
+        try:
+            _parse_inbound(entry)
+        except ValueError as exc:
+            raise bad("inbound", f"{entry!r}: {exc}") from None
+
+
+class TrunksService:
+    def __init__(self, sessions: async_sessionmaker[Any], secret_key: str) -> None:
+        self._sessions = sessions
+        self._sealer = Sealer(secret_key)
+
+    async def add(self, spec: TrunkSpec) -> Trunk:
+        _validate(spec)
+        async with self._sessions() as session, session.begin():
+            if await repo.trunk_by_name(session, spec.name) is not None:
+                raise DuplicateTrunk(f"a trunk named {spec.name!r} exists", {"field": "name"})
+            trunk = Trunk(
+                name=spec.name, host=spec.host, port=spec.port, transport=spec.transport, username=spec.username,
+                password_enc=self._sealer.seal(spec.password, spec.name) if spec.password else None,
+                register=spec.register, register_expires=spec.register_expires,
+                inbound_addresses=",".join(e.strip() for e in spec.inbound), number_format=spec.number_format,
+                tech_prefix=spec.tech_prefix, priority=spec.priority, buy_deck=spec.buy_deck,
+                max_channels=spec.max_channels, enabled=True,
+            )
+            session.add(trunk)
+        return trunk
+
+    async def remove(self, name: str) -> None:
+        async with self._sessions() as session, session.begin():
+            trunk = await repo.trunk_by_name(session, name)
+            if trunk is None:
+                raise TrunkNotFound(f"no trunk named {name!r}", {"name": name})
+            await session.delete(trunk)
+
+    async def set_enabled(self, name: str, enabled: bool) -> None:
+        async with self._sessions() as session, session.begin():
+            trunk = await repo.trunk_by_name(session, name)
+            if trunk is None:
+                raise TrunkNotFound(f"no trunk named {name!r}", {"name": name})
+            trunk.enabled = enabled
+
+    async def all(self) -> list[Trunk]:
+        async with self._sessions() as session:
+            return list(await repo.all_trunks(session))
+
+    async def routes(self) -> list[TrunkRoute]:
+        """Enabled trunks, by priority, ready for the call path."""
+        routes = []
+        for trunk in await self.all():
+            if not trunk.enabled:
+                continue
+            inbound = tuple(_parse_inbound(e) for e in trunk.inbound_addresses.split(",") if e.strip())
+            if not inbound:
+                inbound = (_parse_inbound(f"[{trunk.host}]:{trunk.port}" if ":" in trunk.host
+                                          else f"{trunk.host}:{trunk.port}"),)
+            password = self._sealer.open(trunk.password_enc, trunk.name) if trunk.password_enc else None
+            routes.append(TrunkRoute(
+                trunk.id, trunk.name, trunk.host, trunk.port, trunk.transport, trunk.username, password,
+                trunk.register, trunk.register_expires, inbound, trunk.number_format, trunk.tech_prefix,
+                trunk.priority, trunk.buy_deck, trunk.max_channels,
+            ))
+        return routes
+
+
+class TrunkDirectory:
+    """The enabled trunks, reloaded every ``ttl`` seconds (the CLI may add one while serving)."""
+
+    def __init__(self, service: TrunksService, ttl: float = 5.0) -> None:
+        self._service = service
+        self._ttl = ttl
+        self._routes: list[TrunkRoute] = []
+        self._loaded = -1e9
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def load(self) -> list[TrunkRoute]:
+        async with self._lock:
+            if time.monotonic() - self._loaded >= self._ttl:
+                self._routes = await self._service.routes()
+                self._loaded = time.monotonic()
+        return self._routes
+
+    async def start(self) -> None:
+        """Load now, then keep the list fresh in the background (identify() is synchronous)."""
+        await self.load()
+        if self._task is None:
+            self._task = asyncio.create_task(self._refresh(), name="trunk-directory")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self._ttl)
+            try:
+                await self.load()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reloading the trunks failed; keeping the last list")
+
+    def cached(self) -> list[TrunkRoute]:
+        return self._routes
+
+    def identify(self, source: Source) -> TrunkRoute | None:
+        """The trunk a request came from (from the last load; refreshed in the background)."""
+        for route in self._routes:
+            if route.accepts(source):
+                return route
+        return None
