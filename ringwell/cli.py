@@ -896,11 +896,15 @@ def cmd_refund(args: argparse.Namespace) -> int:
 def cmd_balance(args: argparse.Namespace) -> int:
     from ringwell.features.billing.money import format_minor  # noqa: PLC0415
 
-    async def action(accounts: AccountsService, sessions: Any) -> tuple[Any, Any]:
+    async def action(accounts: AccountsService, sessions: Any) -> tuple[Any, Any, Any]:
         org, ledger = await _org_and_ledger(accounts, sessions, args.org)
-        return org, await ledger.balance(org.id)
+        return org, await ledger.balance(org.id), await ledger.verify(org.id) if args.verify else None
 
-    org, balance = _run(_Admin(_settings(args))(action))
+    org, balance, verification = _run(_Admin(_settings(args))(action))
+    checked: dict[str, Any] = {}
+    if verification is not None:
+        checked = {"verified": verification.ok, "postings_sum_minor": verification.postings_sum,
+                   "reservations_sum_minor": verification.reservations_sum}
     if args.json:
         cur = balance.currency
         print(json.dumps({
@@ -908,10 +912,15 @@ def cmd_balance(args: argparse.Namespace) -> int:
             "balance_minor": balance.balance_minor, "reserved_minor": balance.reserved_minor,
             "available_minor": balance.available_minor, "balance": format_minor(balance.balance_minor, cur),
             "reserved": format_minor(balance.reserved_minor, cur),
-            "available": format_minor(balance.available_minor, cur),
+            "available": format_minor(balance.available_minor, cur), **checked,
         }, indent=2))
-        return 0
+        return 1 if checked and not checked["verified"] else 0
     print(_balance_line(org.name, balance))
+    if checked:
+        print("ledger verified: balance = sum of its entries, reserved = open reservations" if checked["verified"]
+              else f"LEDGER MISMATCH: entries sum to {checked['postings_sum_minor']}, reservations to "
+                   f"{checked['reservations_sum_minor']} (minor units)")
+        return 0 if checked["verified"] else 1
     return 0
 
 
@@ -992,6 +1001,8 @@ def _billing_commands(admin: Any, common: argparse.ArgumentParser) -> None:
     p = admin.add_parser("balance", parents=[common], help="an organization's balance, reserved and available credit")
     p.add_argument("--org", required=True)
     p.add_argument("--json", action="store_true", help="amounts as integers of the minor unit and as text")
+    p.add_argument("--verify", action="store_true", help="also check that the balance equals the sum of the "
+                   "ledger entries and the reserved credit the open reservations (exit 1 if not)")
     p.set_defaults(func=cmd_balance)
     p = admin.add_parser("ledger", parents=[common], help="an organization's ledger entries, newest first")
     p.add_argument("--org", required=True)

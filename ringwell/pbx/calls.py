@@ -427,7 +427,7 @@ class CallManager:
                    trunk_id=choice.trunk.id,
                    auth=DigestLogin(choice.trunk.username, choice.trunk.password)
                    if choice.trunk.username and choice.trunk.password else None,
-                   from_user=choice.trunk.caller_id(verdict.caller_id), to_user=choice.dial)
+                   from_user=choice.trunk.caller_id(verdict.caller_id) or "anonymous", to_user=choice.dial)
             for choice in verdict.trunks
         ]
         callee = Party(None, None, verdict.e164)

@@ -195,11 +195,11 @@ def test_37_s_calls_are_charged_exactly_on_1_1_and_60_60_decks(net, tmp_path, vo
         assert after["reserved_minor"] == 0
 
 
-def test_carrier_calls_a_rented_number_and_the_routed_extension_answers(net, tmp_path):
+def test_carrier_calls_a_rented_number_and_the_routed_extension_answers(net, tmp_path, voices):
     server, ports = net
     alice = Baresip(tmp_path / "baresip-in", BaresipAccount(
         "alice", password("alice"), server.sip_port, "udp",
-        extra=("mwi=no", "pubint=0", "audio_codecs=pcmu", "answermode=auto")), seconds=60)
+        extra=("mwi=no", "pubint=0", "audio_codecs=pcmu", "answermode=auto")), audio_source=voices, seconds=60)
     count = len(records(server, "Dial11"))
     try:
         alice.start()
@@ -228,7 +228,7 @@ def test_credit_for_30_s_cuts_the_call_at_30_s(net, tmp_path):
     finally:
         carrier.stop()
     assert result.ok, result.errors
-    assert 'bye reason=Reason: SIP;cause=402;text="Credit exhausted"' in logs, logs
+    assert 'bye reason= SIP;cause=402;text="Credit exhausted"' in logs, logs
     record = wait_records(server, "Tight", 1)[0]
     assert record["hangup_by"] == "system" and record["sip_reason"] == "Credit exhausted", record
     assert 29.0 <= record["talk_seconds"] <= 31.0, record
@@ -335,18 +335,18 @@ def test_a_trunk_registers_to_its_carrier_and_keeps_the_registration_alive(net, 
     assert state["state"] == "registered" and 0 <= state["expires_in"] <= 10, state
 
 
-def test_caller_id_verification_call_collects_the_code_by_dtmf(net, tmp_path):
+def test_caller_id_verification_call_collects_the_code_by_dtmf(net, tmp_path, voices):
     """Ringwell calls the number to verify (here baresip stands behind a trunk of its own) and
     the user keys in the code the CLI showed; the number is then verified for that user."""
     server, _ports = net
     phone = Baresip(tmp_path / "baresip-verify", BaresipAccount(
-        "owner", "unused", server.sip_port, "udp", regint=0,
-        extra=("mwi=no", "pubint=0", "audio_codecs=pcmu", "answermode=auto")), seconds=60)
+        "13055550142", "unused", server.sip_port, "udp", regint=0,
+        extra=("mwi=no", "pubint=0", "audio_codecs=pcmu", "answermode=auto")), audio_source=voices, seconds=60)
     decks = tmp_path / "buy-verify.csv"
     decks.write_text("prefix,description,price_per_minute\n1305,Miami,0.004\n")
     server.admin("import-rates", "--deck", "buy-verify", str(decks))
     server.admin("add-trunk", "--name", "to-owner", "--host", LOOPBACK, "--port", str(phone.sip_port),
-                 "--buy-deck", "buy-verify")
+                 "--buy-deck", "buy-verify", "--number-format", "e164-noplus")  # baresip answers its own user
     try:
         phone.start()
         time.sleep(5.5)  # the server reloads trunks every 5 s

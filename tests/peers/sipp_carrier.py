@@ -1,7 +1,7 @@
 """SIPp playing a carrier's gateway for Ringwell's trunks.
 
 UAS scenarios (the carrier receiving Ringwell's outbound calls) optionally challenge the
-INVITE with 407 and check Ringwell's answer with SIPp's ``verifyauth`` (username ``carrier-user``,
+INVITE with 401 (SIPp's ``verifyauth`` reads the Authorization header only) and check Ringwell's answer with SIPp's ``verifyauth`` (username ``carrier-user``,
 password ``carrier-pass``); each logs what it received (``ruri=… from=… to=…``) so a test can
 check the number format and the caller ID. The UAC scenario is the carrier calling a number
 rented from Ringwell (no authentication: a trunk is recognised by its source address and port).
@@ -25,24 +25,24 @@ _CHALLENGE = f"""  <recv request="INVITE" crlf="true"/>
   <send>
     <![CDATA[
 
-      SIP/2.0 407 Proxy Authentication Required
+      SIP/2.0 401 Unauthorized
       [last_Via:]
       [last_From:]
       [last_To:];tag=[pid]SIPpTag01[call_number]
       [last_Call-ID:]
       [last_CSeq:]
-      Proxy-Authenticate: Digest realm="carrier.example", nonce="[pid]n[call_number]x7f3a", algorithm=MD5
+      WWW-Authenticate: Digest realm="carrier.example", nonce="[pid]n[call_number]x7f3a", algorithm=MD5
       Content-Length: 0
 
     ]]>
   </send>
   <recv request="ACK"/>
-  <recv request="INVITE">
+  <recv request="INVITE" rrs="true">
     <action>
       <verifyauth assign_to="authvalid" username="{CARRIER_USER}" password="{CARRIER_PASSWORD}"/>
 """
 
-_PLAIN_INVITE = """  <recv request="INVITE" crlf="true">
+_PLAIN_INVITE = """  <recv request="INVITE" crlf="true" rrs="true">
     <action>
 """
 
@@ -267,7 +267,7 @@ def _register_round(n: int) -> str:
   <recv request="REGISTER">
     <action>
       <verifyauth assign_to="authvalid" username="{CARRIER_USER}" password="{CARRIER_PASSWORD}"/>
-      <ereg regexp="<([^>]*)>" search_in="hdr" header="Contact:" assign_to="contact_all,contact"/>
+      <ereg regexp="&lt;([^&gt;]*)&gt;" search_in="hdr" header="Contact:" assign_to="contact_all,contact"/>
       <ereg regexp="[0-9]+" search_in="hdr" header="Expires:" assign_to="asked"/>
     </action>
   </recv>
