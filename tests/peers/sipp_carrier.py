@@ -1,10 +1,11 @@
 """SIPp playing a carrier's gateway for Ringwell's trunks.
 
 UAS scenarios (the carrier receiving Ringwell's outbound calls) optionally challenge the
-INVITE with 401 (SIPp's ``verifyauth`` reads the Authorization header only) and check Ringwell's answer with SIPp's ``verifyauth`` (username ``carrier-user``,
-password ``carrier-pass``); each logs what it received (``ruri=… from=… to=…``) so a test can
-check the number format and the caller ID. The UAC scenario is the carrier calling a number
-rented from Ringwell (no authentication: a trunk is recognised by its source address and port).
+INVITE with 401 — SIPp's ``verifyauth`` reads the Authorization header only, so a 407 could
+not be checked — and verify Ringwell's answer (username ``carrier-user``, password
+``carrier-pass``); each logs what it received (``ruri=… from=… to=…``) so a test can check the
+number format and the caller ID. The UAC scenario is the carrier calling a number rented from
+Ringwell (no authentication: a trunk is recognised by its source address and port).
 """
 
 from __future__ import annotations
