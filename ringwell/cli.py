@@ -219,8 +219,18 @@ def _call_line(call: cdr.CallView, with_org: bool) -> list[str]:
         call.hangup_by or "-",
         cause or "-",
         call.codec or "-",
+        _minor_text(call.charge_minor, call.currency),
+        _minor_text(call.cost_minor, call.currency),
     ]
     return [call.org_name, *line] if with_org else line
+
+
+def _minor_text(amount: int | None, currency: str | None) -> str:
+    if amount is None or currency is None:
+        return "-"
+    from ringwell.features.billing.money import format_minor  # noqa: PLC0415
+
+    return format_minor(amount, currency)
 
 
 def cmd_calls(args: argparse.Namespace) -> int:
@@ -236,10 +246,11 @@ def cmd_calls(args: argparse.Namespace) -> int:
         print("no calls")
         return 0
     with_org = not args.org
-    header = ["started (UTC)", "from", "to", "disposition", "ring s", "talk s", "hangup by", "cause", "codec"]
+    header = ["started (UTC)", "from", "to", "disposition", "ring s", "talk s", "hangup by", "cause", "codec",
+              "charge", "carrier cost"]
     rows = [["org", *header] if with_org else header, *(_call_line(call, with_org) for call in calls)]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    numeric = {len(rows[0]) - 5, len(rows[0]) - 4}  # ring s, talk s
+    numeric = {len(rows[0]) - 7, len(rows[0]) - 6, len(rows[0]) - 2, len(rows[0]) - 1}  # seconds and money
     for row in rows:
         cells = [
             cell.rjust(width) if i in numeric else cell.ljust(width)

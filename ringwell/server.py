@@ -10,7 +10,7 @@ import resource
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from ringwell.settings import Settings
 from ringwell.sip.dialog import ViaSpec
 from ringwell.sip.digest import NonceManager
 from ringwell.storage.engine import create_engine, migrate, session_factory
+from ringwell.tasks import Periodic
 from ringwell.transport.certs import ensure_self_signed, server_context
 from ringwell.transport.source import Source
 from ringwell.transport.stream import StreamConnection, StreamServer
@@ -133,39 +134,6 @@ class Housekeeping:
                 await task
             gc.callbacks.remove(self._gc_watch)
             gc.unfreeze()  # back to Python's own schedule (matters when embedded, e.g. in tests)
-
-
-class Periodic:
-    """A job run every ``every`` seconds (first after ``first``); a failure is logged, not fatal."""
-
-    def __init__(self, name: str, job: Callable[[], Awaitable[None]], *, every: float, first: float) -> None:
-        self.name = name
-        self._job = job
-        self._every = every
-        self._first = first
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        await asyncio.sleep(self._first)
-        while True:
-            try:
-                await self._job()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("job %s failed; next run in %.0f s", self.name, self._every)
-            await asyncio.sleep(self._every)
 
 
 class _HttpServer(uvicorn.Server):

@@ -9,7 +9,6 @@ each registration is shown in ``/healthz``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from ringwell.sip.digest import authorize, parse_challenge
 from ringwell.sip.errors import RemoteProtocolError
 from ringwell.sip.message import Headers, Request, Response, parse_contacts
 from ringwell.sip.uas import new_tag
+from ringwell.tasks import Periodic
 from ringwell.transport.source import Source
 
 __all__ = ["TrunkRegistrations"]
@@ -60,18 +60,13 @@ class TrunkRegistrations:
         self._contact_port = contact_port
         self._trunks = trunks
         self._regs: dict[str, _Registration] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._watch = Periodic("trunk-registrations", self._follow, every=5.0)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._watch(), name="trunk-registrations")
+        self._watch.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._watch.stop()
         for reg in self._regs.values():
             if reg.timer is not None:
                 reg.timer.cancel()
@@ -85,24 +80,19 @@ class TrunkRegistrations:
             for reg in self._regs.values()
         }
 
-    async def _watch(self) -> None:
-        """Follow the trunk list: start registering new trunks, stop for removed ones."""
-        while True:
-            try:
-                wanted = {t.id: t for t in self._trunks() if t.register and t.username and t.password}
-                for trunk_id in list(self._regs):
-                    if trunk_id not in wanted or wanted[trunk_id] != self._regs[trunk_id].trunk:
-                        reg = self._regs.pop(trunk_id)
-                        if reg.timer is not None:
-                            reg.timer.cancel()
-                for trunk_id, trunk in wanted.items():
-                    if trunk_id not in self._regs:
-                        reg = _Registration(trunk)
-                        self._regs[trunk_id] = reg
-                        self._send(reg, None)
-            except Exception:
-                log.exception("trunk registration watch failed")
-            await asyncio.sleep(5.0)
+    async def _follow(self) -> None:
+        """Follow the trunk list: start registering new trunks, stop for removed or changed ones."""
+        wanted = {t.id: t for t in self._trunks() if t.register and t.username and t.password}
+        for trunk_id in list(self._regs):
+            if trunk_id not in wanted or wanted[trunk_id] != self._regs[trunk_id].trunk:
+                reg = self._regs.pop(trunk_id)
+                if reg.timer is not None:
+                    reg.timer.cancel()
+        for trunk_id, trunk in wanted.items():
+            if trunk_id not in self._regs:
+                reg = _Registration(trunk)
+                self._regs[trunk_id] = reg
+                self._send(reg, None)
 
     def _send(self, reg: _Registration, authorization: tuple[str, str] | None) -> None:
         trunk = reg.trunk

@@ -10,7 +10,6 @@ again, at most once more).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from typing import Protocol
 from ringwell.features.numbers.service import PendingVerification
 from ringwell.features.outbound.service import TrunkChoice
 from ringwell.pbx.originate import DigitCall, TrunkLeg
+from ringwell.tasks import Periodic
 
 __all__ = ["CallerIdVerifier"]
 
@@ -43,43 +43,30 @@ class CallerIdVerifier:
         self._numbers = numbers
         self._trunks = trunks
         self._make_call = make_call
-        self._poll = poll
         self._handled: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._since = datetime.now(UTC)
+        self._poller = Periodic("caller-id-verifier", self._poll, every=poll)
         self._calls: set[asyncio.Task[None]] = set()
-        self.results: dict[str, bool] = {}  # verification id -> verified (for /healthz and tests)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="caller-id-verifier")
+        self._since = datetime.now(UTC) - timedelta(minutes=1)
+        self._poller.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        for pending in [task, *self._calls]:
-            if pending is not None:
-                pending.cancel()
-        for pending in [task, *self._calls]:
-            if pending is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pending
+        await self._poller.stop()
+        calls = list(self._calls)
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
 
-    async def _run(self) -> None:
-        since = datetime.now(UTC) - timedelta(minutes=1)
-        while True:
-            try:
-                now = datetime.now(UTC)
-                for pending in await self._numbers.verifications_to_call(since, now):
-                    if pending.id in self._handled:
-                        continue
-                    self._handled.add(pending.id)
-                    call = asyncio.create_task(self._verify(pending))
-                    self._calls.add(call)
-                    call.add_done_callback(self._calls.discard)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("looking for caller-ID verifications failed")
-            await asyncio.sleep(self._poll)
+    async def _poll(self) -> None:
+        for pending in await self._numbers.verifications_to_call(self._since, datetime.now(UTC)):
+            if pending.id in self._handled:
+                continue
+            self._handled.add(pending.id)
+            call = asyncio.create_task(self._verify(pending))
+            self._calls.add(call)
+            call.add_done_callback(self._calls.discard)
 
     async def _verify(self, pending: PendingVerification) -> None:
         try:
@@ -99,7 +86,6 @@ class CallerIdVerifier:
             if result.answered and result.digits:
                 verified = await self._numbers.confirm_verification(
                     pending.org_id, pending.user_id, pending.e164, result.digits, datetime.now(UTC))
-            self.results[pending.id] = verified
             log.info("caller-ID verification call to %s: %s (%s)", pending.e164,
                      "verified" if verified else "not verified",
                      f"{len(result.digits)} digits" if result.answered else f"{result.status} {result.reason}")

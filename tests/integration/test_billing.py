@@ -22,18 +22,6 @@ from ringwell.storage.engine import create_engine, session_factory
 
 
 @pytest.fixture
-async def engine(db_url):
-    engine = create_engine(db_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine):
-    return session_factory(engine)
-
-
-@pytest.fixture
 async def orgs(sessions):
     accounts = AccountsService(sessions, "ringwell")
     acme = await accounts.create_org("Acme")

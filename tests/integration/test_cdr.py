@@ -27,21 +27,8 @@ from ringwell.features.cdr.service import (
     list_calls,
 )
 from ringwell.storage.base import Base, new_id
-from ringwell.storage.engine import create_engine, session_factory
 
 T0 = datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
-
-
-@pytest.fixture
-async def engine(db_url):
-    engine = create_engine(db_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine):
-    return session_factory(engine)
 
 
 @pytest.fixture

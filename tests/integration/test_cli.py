@@ -143,7 +143,9 @@ async def test_admin_calls(tmp_path, db_url):
         "answered_at": "2026-03-01T09:30:03.250000+00:00", "ended_at": "2026-03-01T09:30:45.250000+00:00",
         "last_alive_at": "2026-03-01T09:30:45.250000+00:00", "ring_seconds": 3.0, "talk_seconds": 42.0,
         "state": "closed", "disposition": "answered", "hangup_by": "caller", "sip_status": 200, "sip_reason": "OK",
-        "codec": "PCMU", "media": {"caller": {"packets": 2100}}, "node": None,
+        "codec": "PCMU", "media": {"caller": {"packets": 2100}}, "node": None, "trunk_id": None,
+        "rate_deck": None, "rate_prefix": None, "price_micros": None, "billable_seconds": None,
+        "charge_minor": None, "cost_minor": None, "currency": None,
     }
     assert len(first["org_id"]) == len(first["caller_user_id"]) == len(first["callee_user_id"]) == 36
 
@@ -153,11 +155,11 @@ async def test_admin_calls(tmp_path, db_url):
 
     table = calls("--org", "Acme").stdout.splitlines()
     assert table[0].split() == ["started", "(UTC)", "from", "to", "disposition", "ring", "s", "talk", "s",
-                                "hangup", "by", "cause", "codec"]
+                                "hangup", "by", "cause", "codec", "charge", "carrier", "cost"]
     assert table[1].split() == ["2026-03-01T09:31:00Z", "102", "101", "busy", "45.0", "0.0", "caller", "486",
-                                "Busy", "Here", "-"]
+                                "Busy", "Here", "-", "-", "-"]
     assert table[2].split() == ["2026-03-01T09:30:00Z", "101", "102", "answered", "3.0", "42.0", "caller", "200",
-                                "OK", "PCMU"]
+                                "OK", "PCMU", "-", "-"]
     assert calls().stdout.splitlines()[1].split()[:2] == ["Other", "2026-03-01T09:32:00Z"]  # all orgs: org first
 
     missing = calls("--org", "Nope", ok=False)

@@ -27,7 +27,6 @@ from ringwell.features.numbers.errors import (
 from ringwell.features.numbers.models import CallerIdVerification, PhoneNumber
 from ringwell.features.numbers.service import InboundRoute, NumbersService
 from ringwell.features.trunks.models import Trunk
-from ringwell.storage.engine import create_engine, session_factory
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 APR_1 = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
@@ -45,18 +44,6 @@ SF = "+14155550100"  # setup 1.00 + month 2.50
 SF_MOBILE = "+14155550101"  # setup 0 + month 3.00
 NYC = "+12125550100"  # setup 1.50 + month 2.00
 LONDON = "+442079460000"
-
-
-@pytest.fixture
-async def engine(db_url):
-    engine = create_engine(db_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine):
-    return session_factory(engine)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from ringwell.features.rating.errors import CurrencyMismatch, InvalidRatingData,
 from ringwell.features.rating.models import OrgRateDeck, RateDeck, RateRow
 from ringwell.features.rating.rates import Increments
 from ringwell.features.rating.service import RatingService
-from ringwell.storage.engine import create_engine, session_factory
 
 HEADER = "prefix,description,price_per_minute,connection_fee,increments,effective_date\n"
 RETAIL = [
@@ -28,18 +27,6 @@ RETAIL = [
     "44,United Kingdom,0.12,0,30/6,2026-07-01\n",
 ]
 ON = date(2026, 3, 1)
-
-
-@pytest.fixture
-async def engine(db_url):
-    engine = create_engine(db_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine):
-    return session_factory(engine)
 
 
 @pytest.fixture

@@ -76,7 +76,7 @@ class Carrier:
 def net(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("carrier")
     server = RingwellServer(tmp, extra_env={"RINGWELL_CREDIT_SLICE": "60"}, rtp_port_count=200)
-    ports = {name: free_port() for name in ("main", "fo-a", "fo-b", "busy-a", "busy-b")}
+    ports = {name: free_port() for name in ("main", "fo-dead", "fo-a", "fo-b", "busy-a", "busy-b")}
     server.start()
     try:
         decks = tmp / "decks"
@@ -100,6 +100,8 @@ def net(tmp_path_factory):
         trunk = ("--host", LOOPBACK, "--number-format", "e164-noplus")
         server.admin("add-trunk", "--name", "main", *trunk, "--port", str(ports["main"]), "--username", CARRIER_USER,
                      "--password", CARRIER_PASSWORD, "--buy-deck", "buy-main")
+        server.admin("add-trunk", "--name", "fo-dead", *trunk, "--port", str(ports["fo-dead"]), "--priority", "0",
+                     "--buy-deck", "buy-fo")  # nothing ever listens there
         server.admin("add-trunk", "--name", "fo-a", *trunk, "--port", str(ports["fo-a"]), "--priority", "1",
                      "--buy-deck", "buy-fo")
         server.admin("add-trunk", "--name", "fo-b", *trunk, "--port", str(ports["fo-b"]), "--priority", "2",
@@ -274,10 +276,12 @@ def test_blocked_destination_gets_403_and_a_blocked_record(net, tmp_path):
     assert unparseable.ok, unparseable.errors
 
 
-def test_503_from_the_first_trunk_goes_out_on_the_second(net, tmp_path):
+def test_a_silent_trunk_then_a_503_the_call_goes_out_on_the_third(net, tmp_path):
+    """fo-dead never answers (given up after 5 s, not Timer B's 32 s), fo-a answers 503, fo-b answers."""
     server, ports = net
     first = Carrier(server, tmp_path, ports["fo-a"], "fail_503")
     second = Carrier(server, tmp_path, ports["fo-b"], "answer_wait")
+    started = time.monotonic()
     try:
         result = sipp_call(server, tmp_path, "alice", "+12125550100", "call", hold_ms=1000)
         first.finish(10)
@@ -286,6 +290,7 @@ def test_503_from_the_first_trunk_goes_out_on_the_second(net, tmp_path):
         first.stop()
         second.stop()
     assert result.ok, result.errors
+    assert 5.0 <= time.monotonic() - started < 15.0
     record = next(r for r in wait_records(server, "Dial11", 1) if r["callee_number"] == "+12125550100")
     trunks = {t["name"]: t for t in json.loads(server.admin("trunks", "--json"))}
     assert record["disposition"] == "answered" and record["trunk_id"] == trunks["fo-b"]["id"], record

@@ -44,6 +44,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberType, ValidationResult, shortnumberinfo
 
 from ringwell.features.fraud.errors import UnparseableNumber
+from ringwell.features.numbers.e164 import TYPE_NAMES
 
 __all__ = [
     "HIGH_RISK_RANGES",
@@ -79,7 +80,7 @@ class Destination:
     ``e164`` is the number with '+' (for an emergency call: the short code to send the carrier,
     "911"); ``region`` the ISO 3166-1 alpha-2 code, None for non-geographic numbers (+882 …) and
     for numbers the plan does not know on a shared country code; ``number_type`` one of the
-    names in ``_TYPE_NAMES`` ("fixed", "mobile", "premium", … "unknown") or "emergency";
+    names in ``numbers.e164.TYPE_NAMES`` ("fixed", "mobile", "premium", … "unknown") or "emergency";
     ``domestic`` whether it is in the org's own country; ``note`` why it is high risk, if it is.
     """
 
@@ -156,21 +157,6 @@ PREMIUM_TYPES: frozenset[int] = frozenset({
     PhoneNumberType.PERSONAL_NUMBER,
 })
 
-# The same names the numbers slice uses for inventory types.
-_TYPE_NAMES = MappingProxyType({
-    PhoneNumberType.FIXED_LINE: "fixed",
-    PhoneNumberType.MOBILE: "mobile",
-    PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed-or-mobile",
-    PhoneNumberType.TOLL_FREE: "toll-free",
-    PhoneNumberType.PREMIUM_RATE: "premium",
-    PhoneNumberType.SHARED_COST: "shared-cost",
-    PhoneNumberType.VOIP: "voip",
-    PhoneNumberType.PERSONAL_NUMBER: "personal",
-    PhoneNumberType.PAGER: "pager",
-    PhoneNumberType.UAN: "uan",
-    PhoneNumberType.VOICEMAIL: "voicemail",
-    PhoneNumberType.UNKNOWN: "unknown",
-})
 
 # Regions dialled and rated as one country: the US and its territories inside NANP.
 _DOMESTIC_GROUPS: tuple[frozenset[str], ...] = (frozenset({"US", "PR", "VI", "GU", "MP", "AS"}),)
@@ -350,7 +336,7 @@ def classify(e164: str, org_country: str) -> Destination:
     region = _region(parsed, valid)
     domestic = region is not None and region in domestic_regions(home)
     kind = phonenumbers.number_type(parsed) if valid else PhoneNumberType.UNKNOWN
-    type_name = _TYPE_NAMES.get(kind, "unknown")
+    type_name = TYPE_NAMES.get(kind, "unknown")
     # A listed country is high risk from abroad; its own orgs call it like anyone calls home.
     listed = None if domestic else high_risk_range(number)
     if listed is not None:

@@ -11,18 +11,22 @@ but not valid, and carriers hand out new ranges before the metadata knows them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberType, ValidationResult
 
 from ringwell.features.numbers.errors import InvalidNumber
 
 __all__ = [
-    "NUMBER_TYPES", "InvalidNumber", "is_e164", "is_region", "national_number", "normalize", "number_type", "region_of",
+    "NUMBER_TYPES", "TYPE_NAMES", "InvalidNumber", "is_e164", "is_region", "national_number", "normalize",
+    "number_type", "region_of",
 ]
 
 MAX_INPUT = 64  # longer input is not a phone number anyway; keeps error messages short
 
-_TYPE_NAMES: dict[int, str] = {
+TYPE_NAMES: Mapping[int, str] = MappingProxyType({
     PhoneNumberType.FIXED_LINE: "fixed",
     PhoneNumberType.MOBILE: "mobile",
     PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed-or-mobile",
@@ -35,8 +39,8 @@ _TYPE_NAMES: dict[int, str] = {
     PhoneNumberType.UAN: "uan",
     PhoneNumberType.VOICEMAIL: "voicemail",
     PhoneNumberType.UNKNOWN: "unknown",
-}
-NUMBER_TYPES: frozenset[str] = frozenset(_TYPE_NAMES.values())
+})
+NUMBER_TYPES: frozenset[str] = frozenset(TYPE_NAMES.values())
 """The names ``number_type`` returns (and the values an inventory's ``type`` column may take)."""
 
 _PARSE_REASONS: dict[int, str] = {
@@ -153,7 +157,7 @@ def number_type(e164: str) -> str:
     number = _parse_e164(e164)
     if number is None:
         return "unknown"
-    return _TYPE_NAMES.get(phonenumbers.number_type(number), "unknown")
+    return TYPE_NAMES.get(phonenumbers.number_type(number), "unknown")
 
 
 def national_number(e164: str) -> str:

@@ -10,9 +10,7 @@ a trunk with no inbound list accepts what comes from its own ``host:port``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
-import logging
 import re
 import time
 from collections.abc import Sequence
@@ -26,11 +24,10 @@ from ringwell.features.trunks import repository as repo
 from ringwell.features.trunks.errors import DuplicateTrunk, InvalidTrunk, TrunkNotFound
 from ringwell.features.trunks.models import Trunk
 from ringwell.features.trunks.sealing import Sealer
+from ringwell.tasks import Periodic
 from ringwell.transport.source import Source
 
 __all__ = ["NUMBER_FORMATS", "TrunkDirectory", "TrunkRoute", "TrunkSpec", "TrunksService", "dial_string"]
-
-log = logging.getLogger(__name__)
 
 NUMBER_FORMATS = ("e164", "e164-noplus", "national")
 TRANSPORTS = ("udp",)  # TCP/TLS to a carrier needs outbound connections: not yet
@@ -239,7 +236,7 @@ class TrunkDirectory:
         self._routes: list[TrunkRoute] = []
         self._loaded = -1e9
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._refresher = Periodic("trunk-directory", self._reload, every=ttl, first=ttl)
 
     async def load(self) -> list[TrunkRoute]:
         async with self._lock:
@@ -251,25 +248,13 @@ class TrunkDirectory:
     async def start(self) -> None:
         """Load now, then keep the list fresh in the background (identify() is synchronous)."""
         await self.load()
-        if self._task is None:
-            self._task = asyncio.create_task(self._refresh(), name="trunk-directory")
+        self._refresher.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._refresher.stop()
 
-    async def _refresh(self) -> None:
-        while True:
-            await asyncio.sleep(self._ttl)
-            try:
-                await self.load()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("reloading the trunks failed; keeping the last list")
+    async def _reload(self) -> None:
+        await self.load()
 
     def cached(self) -> list[TrunkRoute]:
         return self._routes
