@@ -74,6 +74,8 @@ async def test_bad_number_blocked_destination_no_rate_and_no_credit(world):
     service, _ledger, org, user, _busy, counters = world
     bad = await authorize(service, org, user, "+1")
     assert isinstance(bad, Refusal) and bad.status == 484
+    missing = await authorize(service, org, user, "301")  # too short for a number: a wrong extension
+    assert isinstance(missing, Refusal) and missing.status == 404
     blocked = await authorize(service, org, user, "+88213123456")
     assert isinstance(blocked, Refusal) and blocked.status == 403 and blocked.disposition == "blocked"
     poor = await authorize(service, org, user, "+14155550100")

@@ -75,7 +75,7 @@ class Carrier:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("carrier")
-    server = RingwellServer(tmp, extra_env={"RINGWELL_CREDIT_SLICE": "60"}, rtp_port_count=200)
+    server = RingwellServer(tmp, extra_env={"RINGWELL_CREDIT_SLICE": "60"})
     ports = {name: free_port() for name in ("main", "fo-dead", "fo-a", "fo-b", "busy-a", "busy-b")}
     server.start()
     try:

@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+MIN_NUMBER_DIGITS = 7  # shorter and not an emergency number: an extension that does not exist (404)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,9 @@ class OutboundService:
                 return Refusal(503, "Service Unavailable", "No trunk for an emergency call", "failed")
             self.counters.started(org_id, key, mono)
             return Authorized(code, True, caller_id, trunks, CallCharge(org_id, key, org.currency, None, None))
+        if not dialled.startswith("+") and len(dialled) < MIN_NUMBER_DIGITS:
+            # Too short for a phone number of any country: a mistyped or missing extension.
+            return Refusal(404, "Not Found", "No such extension", "failed")
         try:
             e164 = dialled_to_e164(dialled, org.country)
         except UnparseableNumber as exc:
