@@ -174,7 +174,8 @@ class RingwellServer:
                                 on_timeout=self._media_timeout)
         host = settings.advertised_host
         self.trunks = TrunkDirectory(TrunksService(self.sessions, settings.secret_key))
-        self.ledger = LedgerService(self.sessions)
+        self.node = socket.gethostname()[:64]
+        self.ledger = LedgerService(self.sessions, node=self.node)
         self.rating = RatingService(self.sessions)
         self.numbers = NumbersService(self.sessions, self.ledger, quarantine_days=settings.number_quarantine_days,
                                       warn_days=settings.number_warn_days)
@@ -193,7 +194,7 @@ class RingwellServer:
             cdr=self.cdr,
             config=CallConfig(host=host, via_for=self._via_for, contact_for=self._contact_for,
                               session_expires=settings.session_expires, min_se=settings.min_se),
-            node=socket.gethostname()[:64],
+            node=self.node,
             outbound=self.outbound,
             inbound=self.numbers.route_inbound,
             counters=self.counters,
@@ -204,8 +205,8 @@ class RingwellServer:
         self.registrations = TrunkRegistrations(self.endpoint, self._via_for, host, settings.sip_port,
                                                 self.trunks.cached)
         self.verifier = CallerIdVerifier(self.numbers, self.outbound, lambda: DigitCall(
-            sip=self.endpoint, dialogs=self.calls, ports=self.ports, host=host, via_for=self._via_for,
-            contact_for=self._contact_for))
+            sip=self.endpoint, dialogs=self.calls, ports=self.ports, bind=settings.bind, host=host,
+            via_for=self._via_for, contact_for=self._contact_for))
         self.renewals = Periodic("number-renewals", self._renew_numbers, every=3600.0, first=60.0)
         self.housekeeping = Housekeeping()
         self.udp: UdpTransport | None = None
@@ -300,7 +301,7 @@ class RingwellServer:
             log.warning("closed %d call records left open by an earlier run as interrupted", recovered)
         loaded = await self.store.load(time.time())
         log.info("loaded %d registrations", loaded)
-        released = await self.ledger.release_stale_reservations()
+        released = await self.ledger.release_stale_reservations(self.node)
         if released:
             log.warning("released %d credit reservations left by an earlier run", released)
         await self.trunks.start()

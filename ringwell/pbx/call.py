@@ -394,6 +394,7 @@ class Call:
         ring_timeout: float,
         now: Instant,
         sequential: bool = False,
+        emergency: bool = False,
     ) -> None:
         self.id = call_id
         self.config = config
@@ -420,6 +421,7 @@ class Call:
         self._relayed_180 = False
         # Trunks are tried one after the other (failover); devices of a user ring together.
         self._sequential = sequential
+        self.emergency = emergency  # an emergency call tries every trunk unless someone declined
         self._next_target = 0
         self.attempts: list[str] = []
 
@@ -839,7 +841,8 @@ class Call:
         status = last.final_status or 500
         label = last.target.label if last.target is not None else last.id
         self.attempts.append(f"{label}: {status} {last.final_reason}".strip())
-        if _fails_over(status) and self._next_target < len(self._targets):
+        fails_over = _fails_over(status) or (self.emergency and status not in (486, 600, 603))
+        if fails_over and self._next_target < len(self._targets):
             return self._fork_next()
         if _fails_over(status):
             status, reason = 503, "Service Unavailable"

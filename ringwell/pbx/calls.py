@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from ringwell.features.accounts.repository import CredentialRecord
 from ringwell.features.accounts.repository import Reachable as Callee
 from ringwell.features.cdr.service import CallAnswered, CallBilling, CallClosed, CallOpened, CdrWriter
-from ringwell.features.outbound.service import CallCharge, OutboundService, Refusal
+from ringwell.features.outbound.service import Authorized, CallCharge, OutboundService, Refusal
 from ringwell.features.trunks.service import TrunkRoute
 from ringwell.media.errors import PortExhausted
 from ringwell.media.relay import MediaRelay, MediaSession
@@ -58,6 +58,7 @@ MAX_DIALLED = 64
 _NUMBER_RE = re.compile(r"\+?[0-9*#]{1,32}")
 OUTBOUND_RING_TIMEOUT = 120.0  # the phone network has its own no-answer timers; this bounds ours
 CREDIT_MARGIN = 10.0  # seconds before a slice ends that the next one is reserved
+SETTLE_RETRIES = (0.5, 2.0, 5.0, 0.0)  # pauses after each failed attempt to charge a finished call
 
 
 Directory = Callable[[str, str], Awaitable[Callee | None]]  # (org_id, dialled) -> the user it reaches
@@ -210,6 +211,15 @@ def _caller_number(request: Request) -> str:
     if cleaned.isdigit() and len(cleaned) >= 10:
         cleaned = "+" + cleaned
     return cleaned or "anonymous"
+
+
+def _to_user(request: Request) -> str | None:
+    try:
+        uri = request.to.uri
+    except RemoteProtocolError:
+        return None
+    user = uri.user_unescaped if isinstance(uri, SipUri) else uri.number if isinstance(uri, TelUri) else None
+    return user if user and len(user) <= MAX_DIALLED else None
 
 
 def _e164_from_trunk(dialled: str, trunk: TrunkRoute) -> str | None:
@@ -405,23 +415,46 @@ class CallManager:
             self._closed_early(call_id, now, verdict.status, verdict.text, verdict.disposition,
                                direction="outbound")
             return
+        try:
+            self._place_outbound(request, txn, source, caller, dialled, call_id, verdict, now)
+        except Exception:
+            # Whatever broke, nothing of the authorization may stay behind: the counted call, the
+            # reservation (settled uncharged), the ports, the open record.
+            log.exception("outbound call %s could not start", call_id)
+            media = self._media.pop(call_id, None)
+            if media is not None:
+                media.session.close()
+            if call_id not in self.calls:
+                if call_id in self._network:
+                    self._abandon_network(call_id)
+                else:
+                    self._end_unplaced(verdict.charge)
+                if self.sip.pending(txn):
+                    self._reject(request, txn, 500, "Server Internal Error")
+                self._closed_early(call_id, _now(), 500, "Call could not start", direction="outbound")
+
+    def _end_unplaced(self, charge: CallCharge) -> None:
+        """An authorized call that never got as far as the calls map: uncount it, free its credit."""
+        if self.counters is not None:
+            self.counters.ended(charge.key)
+        self._settle_later(charge, 0.0, None, "call not placed")
+
+    def _place_outbound(self, request: Request, txn: object, source: Source, caller: CredentialRecord,
+                        dialled: str, call_id: str, verdict: Authorized, now: Instant) -> None:
         charge = verdict.charge
         if not self.sip.pending(txn):  # CANCELled while authorizing
-            if self.counters is not None:
-                self.counters.ended(call_id)
-            await self.outbound.settle(charge, 0.0, None, "cancelled")
+            self._end_unplaced(charge)
             self._closed_early(call_id, now, 487, "Caller cancelled", "cancelled", hangup_by="caller",
                                direction="outbound")
             return
         try:
             session = self.relay.create(call_id)
         except PortExhausted:
-            if self.counters is not None:
-                self.counters.ended(call_id)
-            await self.outbound.settle(charge, 0.0, None, "no media ports")
+            self._end_unplaced(charge)
             self._reject(request, txn, 503, "No Free Media Ports")
             self._closed_early(call_id, now, 503, "No free media ports", direction="outbound")
             return
+        self._media[call_id] = _Media(session)  # released by the caller of this method if anything fails
         targets = [
             Target(f"sip:{choice.dial}@{choice.trunk.uri_host()}", choice.trunk.flow, choice.trunk.name,
                    trunk_id=choice.trunk.id,
@@ -432,13 +465,13 @@ class CallManager:
         ]
         callee = Party(None, None, verdict.e164)
         party = Party(caller.user_id, caller.extension, verdict.caller_id or caller.extension, _display(request))
-        record = _Outbound(charge, {c.trunk.id: c.cost for c in verdict.trunks}, "outbound")
-        self._network[call_id] = record
+        self._network[call_id] = _Outbound(charge, {c.trunk.id: c.cost for c in verdict.trunks}, "outbound")
         if verdict.emergency:
             log.warning("emergency call %s from %s (org %s) to %s", call_id, caller.username, caller.org_id,
                         dialled)
+        self._media.pop(call_id, None)  # _launch owns the session from here (and cleans up after itself)
         self._launch(request, txn, source, party, callee, lambda: targets, call_id, session, now,
-                     OUTBOUND_RING_TIMEOUT, sequential=True)
+                     OUTBOUND_RING_TIMEOUT, sequential=True, emergency=verdict.emergency)
 
     def from_trunk(self, request: Request, txn: object, source: Source, trunk: TrunkRoute) -> None:
         """An INVITE from a carrier trunk (recognised by its source): ring whoever the number is routed to."""
@@ -457,6 +490,9 @@ class CallManager:
 
     async def _from_trunk(self, request: Request, txn: object, source: Source, trunk: TrunkRoute) -> None:
         dialled = dialled_of(request)
+        if dialled is None or dialled == trunk.username:
+            # A carrier calling a registration sends the INVITE to our Contact: the number is in To.
+            dialled = _to_user(request)
         number = _e164_from_trunk(dialled, trunk) if dialled else None
         route = await self.inbound(number) if number is not None and self.inbound is not None else None
         if route is None or route.extension is None:
@@ -498,14 +534,14 @@ class CallManager:
     def _launch(self, request: Request, txn: object, source: Source, caller: Party, callee: Party,
                 targets: Callable[[], list[Target]], call_id: str, session: MediaSession, now: Instant,
                 ring_timeout: float,
-                *, sequential: bool = False, callee_record: Callee | None = None) -> None:
+                *, sequential: bool = False, emergency: bool = False, callee_record: Callee | None = None) -> None:
         """Build the call and start it; nothing stays behind (ports, maps, record) if that fails."""
         media = _Media(session)
         try:
             call = Call(
                 call_id=call_id, invite=request, txn=txn, source=source, caller=caller, callee=callee,
                 targets=targets(), media=media, config=self.config, ring_timeout=ring_timeout, now=now,
-                sequential=sequential,
+                sequential=sequential, emergency=emergency,
             )
         except RemoteProtocolError as exc:
             session.close()
@@ -547,13 +583,20 @@ class CallManager:
         outbound = self.outbound
 
         async def settle() -> None:
-            try:
-                result = await outbound.settle(charge, talk, cost, description)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("could not settle the charge of call %s (reservation kept until restart)", charge.key)
-                result = (0, 0, None)
+            result: tuple[int, int, int | None] = (0, 0, None)
+            for attempt, pause in enumerate(SETTLE_RETRIES):
+                try:
+                    result = await outbound.settle(charge, talk, cost, description)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    if attempt == len(SETTLE_RETRIES) - 1:
+                        log.exception("could not settle the charge of call %s; its reservation stays until restart "
+                                      "and the call is recorded uncharged", charge.key)
+                    else:
+                        log.warning("settling call %s failed; retrying in %.1f s", charge.key, pause, exc_info=True)
+                        await asyncio.sleep(pause)
             if then is not None:
                 then(result)
 

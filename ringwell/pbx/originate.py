@@ -24,6 +24,7 @@ from ringwell.media.rtp import is_rtcp, parse_rtp
 from ringwell.sip.dialog import Dialog, ViaSpec, new_branch, new_call_id
 from ringwell.sip.digest import authorize, parse_challenge
 from ringwell.sip.message import Headers, Request, Response
+from ringwell.sip.transaction import make_cancel
 from ringwell.sip.uas import make_response, new_tag
 from ringwell.transport.source import Source
 
@@ -95,13 +96,14 @@ class _Rtp(asyncio.DatagramProtocol):
 class DigitCall:
     """One call to a number that waits for ``want`` digits (at most ``timeout`` seconds answered)."""
 
-    def __init__(self, *, sip: Sip, dialogs: Dialogs, ports: PortPool, host: str, via_for: Callable[[Source], ViaSpec],
-                 contact_for: Callable[[Source], str], want: int = 6, timeout: float = 60.0,
-                 ring_timeout: float = 60.0, trunk_timeout: float = 5.0) -> None:
+    def __init__(self, *, sip: Sip, dialogs: Dialogs, ports: PortPool, bind: str, host: str,
+                 via_for: Callable[[Source], ViaSpec], contact_for: Callable[[Source], str], want: int = 6,
+                 timeout: float = 60.0, ring_timeout: float = 60.0, trunk_timeout: float = 5.0) -> None:
         self.sip = sip
         self.dialogs = dialogs
         self.ports = ports
-        self.host = host
+        self.bind = bind  # where the RTP socket listens (the media relay's address)
+        self.host = host  # what the SDP gives (the advertised address)
         self.via_for = via_for
         self.contact_for = contact_for
         self.want = want
@@ -110,7 +112,7 @@ class DigitCall:
         self.trunk_timeout = trunk_timeout
 
     async def run(self, legs: list[TrunkLeg]) -> DigitCallResult:
-        rtp_sock, rtcp_sock = self.ports.allocate(self.host)
+        rtp_sock, rtcp_sock = self.ports.allocate(self.bind)
         port = rtp_sock.getsockname()[1]
         digits: list[str] = []
         got_all = asyncio.Event()
@@ -121,9 +123,10 @@ class DigitCall:
             if len(digits) >= self.want:
                 got_all.set()
 
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Rtp(on_digit), sock=rtp_sock)
+        transport: asyncio.BaseTransport | None = None
         try:
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Rtp(on_digit), sock=rtp_sock)
             last = DigitCallResult(False, "", None, "No trunk", None)
             for leg in legs:
                 outcome = await self._attempt(leg, port, got_all)
@@ -135,7 +138,10 @@ class DigitCall:
                 return await self._talk(leg, dialog, got_all, digits)
             return last
         finally:
-            transport.close()
+            if transport is not None:
+                transport.close()
+            else:
+                rtp_sock.close()
             with contextlib.suppress(OSError):
                 rtcp_sock.close()
             self.ports.release(port)
@@ -181,6 +187,8 @@ class DigitCall:
                     if first:
                         log.info("verification call: trunk %s sent nothing in %.0f s", leg.name, wait)
                         return None
+                    # It rang long enough: stop the ringing (§9.1; the 487 ends the transaction).
+                    self.sip.send_request(make_cancel(invite), leg.flow, _ignore, _nothing)
                     return 408, "No answer", None
                 first = False
                 if response is None:
@@ -256,3 +264,11 @@ def trunk_leg(name: str, host: str, port: int, dial: str, from_user: str, userna
 def _put_none(queue: asyncio.Queue[Response | None]) -> Callable[[], None]:
     """A transaction failure (Timer B, transport) reported as ``None`` on ``queue``."""
     return lambda: queue.put_nowait(None)
+
+
+def _ignore(_response: Response) -> None:
+    """The answer to our CANCEL needs no action."""
+
+
+def _nothing() -> None:
+    """Nor does its failure: the INVITE transaction ends on its own (Timer B)."""

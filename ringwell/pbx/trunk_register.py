@@ -49,6 +49,8 @@ class _Registration:
     answered_nonce: str | None = None
     timer: asyncio.TimerHandle | None = None
     expires: int = 0  # what we ask for (the trunk's, or the carrier's Min-Expires after a 423)
+    challenges_answered: int = 0  # in this round: a refused answer must not loop REGISTER/401 forever
+    intervals_raised: int = 0
 
 
 class TrunkRegistrations:
@@ -128,9 +130,10 @@ class TrunkRegistrations:
                 chal = parse_challenge(value)
                 if chal is None or chal.algorithm.removesuffix("-SESS") not in ("MD5", "SHA-256"):
                     continue
-                if chal.nonce == reg.answered_nonce and not chal.stale:
-                    break  # our answer to this very challenge was refused: wrong credentials
+                if reg.challenges_answered >= 2 or (chal.nonce == reg.answered_nonce and not chal.stale):
+                    break  # our answer was refused (a fresh nonce each time, or the same one): wrong credentials
                 reg.answered_nonce = chal.nonce
+                reg.challenges_answered += 1
                 assert trunk.username is not None and trunk.password is not None
                 answer = authorize(chal, "REGISTER", request.uri_text, trunk.username, trunk.password)
                 self._send(reg, ("Authorization" if status == 401 else "Proxy-Authorization", answer))
@@ -146,8 +149,9 @@ class TrunkRegistrations:
             log.info("registered to trunk %s for %d s", trunk.name, expires)
             self._schedule(reg, max(5.0, expires / 2))
             return
-        if status == 423:  # Interval Too Brief: take the carrier's Min-Expires
+        if status == 423 and reg.intervals_raised < 1:  # Interval Too Brief: take the carrier's Min-Expires
             min_expires = response.headers.get("min-expires")
+            reg.intervals_raised += 1
             if min_expires and min_expires.strip().isdigit():
                 reg.expires = int(min_expires.strip())
                 self._send(reg, None)
@@ -167,6 +171,8 @@ class TrunkRegistrations:
         if reg.timer is not None:
             reg.timer.cancel()
         reg.answered_nonce = None
+        reg.challenges_answered = 0
+        reg.intervals_raised = 0
         reg.timer = asyncio.get_running_loop().call_later(delay, self._send, reg, None)
 
 

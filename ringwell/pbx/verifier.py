@@ -36,6 +36,8 @@ class Numbers(Protocol):
 class Trunks(Protocol):
     async def trunks_for(self, e164: str, now: datetime) -> list[TrunkChoice]: ...
 
+    async def verification_refusal(self, org_id: str, e164: str, now: datetime) -> str | None: ...
+
 
 class CallerIdVerifier:
     def __init__(self, numbers: Numbers, trunks: Trunks, make_call: Callable[[], DigitCall],
@@ -71,6 +73,10 @@ class CallerIdVerifier:
     async def _verify(self, pending: PendingVerification) -> None:
         try:
             now = datetime.now(UTC)
+            refusal = await self._trunks.verification_refusal(pending.org_id, pending.e164, now)
+            if refusal is not None:
+                log.warning("caller-ID verification of %s not called: %s", pending.e164, refusal)
+                return
             choices = await self._trunks.trunks_for(pending.e164, now)
             if not choices:
                 log.warning("caller-ID verification of %s: no trunk reaches it", pending.e164)

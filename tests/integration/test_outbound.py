@@ -126,3 +126,24 @@ async def test_slices_are_extended_and_the_exact_charge_settled(world):
     balance = await ledger.balance(org.id)
     assert balance.balance_minor == 0 and balance.reserved_minor == 0
     assert (await ledger.verify(org.id)).ok
+
+
+async def test_the_daily_spend_cap_bounds_the_talk_time_granted(world):
+    """$10 of credit but a 10-cent daily cap: one minute at $0.10/min, and no more slices."""
+    service, ledger, org, user, _busy, _counters = world
+    await ledger.adjust(org.id, 1000, "credit", "test")
+    await service.fraud.set_caps(org.id, daily_spend_cap_minor=10)
+    verdict = await authorize(service, org, user, "+14155550100")
+    assert isinstance(verdict, Authorized) and verdict.charge.granted == 60
+    assert not await service.extend(verdict.charge), "the cap, not the balance, ends the call"
+    assert verdict.charge.capped and verdict.charge.granted == 60
+    second = await authorize(service, org, user, "+14155550100", key="call-2")
+    assert isinstance(second, Refusal) and second.status == 402, "the first call holds the whole day's cap"
+    await service.settle(verdict.charge, 60.0, None, "call")
+    assert (await ledger.balance(org.id)).balance_minor == 990
+
+
+async def test_verification_calls_obey_destination_permissions(world):
+    service, _ledger, org, _user, _busy, _counters = world
+    assert await service.verification_refusal(org.id, "+14155550100", NOW) is None
+    assert "destination_blocked" in (await service.verification_refusal(org.id, "+88213123456", NOW) or "")

@@ -161,3 +161,15 @@ def test_a_trunk_that_answers_100_is_not_timed_out():
     h.fork_replies("b0", 100, "Trying")
     assert not sent_invites(h.advance(30.0))
     assert "try:b0" not in h.timers
+
+
+def test_an_emergency_call_tries_the_next_trunk_even_after_a_404():
+    h = trunk_harness()
+    h.call.emergency = True
+    h.start()
+    nxt = sent_invites(h.fork_replies("b0", 404, "Not Found"))
+    assert len(nxt) == 1 and nxt[0].flow.port == h.ports[1]
+    h2 = trunk_harness()
+    h2.call.emergency = True
+    h2.start()
+    assert not sent_invites(h2.fork_replies("b0", 603, "Decline")), "someone declined: not re-dialled"

@@ -32,7 +32,7 @@ from ringwell.features.fraud.destinations import (
     emergency_number,
     is_emergency,
 )
-from ringwell.features.fraud.policy import FraudPolicy, Refused, Usage, decide
+from ringwell.features.fraud.policy import FraudPolicy, Refused, Usage, decide, spend_headroom_minor
 from ringwell.features.rating.rates import Rate, affordable_seconds, call_charge
 from ringwell.features.rating.service import RateQuote as Quote
 from ringwell.features.trunks.service import TrunkRoute, dial_string
@@ -62,6 +62,9 @@ class OrgProfile:
 class Balance(Protocol):
     @property
     def available_minor(self) -> int: ...
+
+    @property
+    def reserved_minor(self) -> int: ...
 
 
 # -- the seams to the other slices (their services satisfy these) --------------------------
@@ -107,6 +110,8 @@ class Numbers(Protocol):
 class Trunks(Protocol):
     async def load(self) -> list[TrunkRoute]: ...
 
+    def cached(self) -> list[TrunkRoute]: ...
+
 
 # -- results -------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,8 @@ class CallCharge:
     granted: int = 0  # seconds of talk covered by reservations
     reserved_minor: int = 0
     settled: bool = False
+    capped: bool = False  # the daily spend cap limits this call's talk time
+
 
     @property
     def unlimited(self) -> bool:
@@ -176,15 +183,9 @@ class OutboundService:
         org = await self.orgs(org_id)
         if org is None:
             return Refusal(403, "Forbidden", "Unknown organization")
-        caller_id = await self.numbers.caller_id_for(org_id, user_id, requested_cli)
         if is_emergency(dialled, org.country):
-            code = emergency_number(dialled, org.country) or dialled
-            trunks = [TrunkChoice(t, t.tech_prefix + code, None) for t in await self.trunks.load()]
-            if not trunks:
-                log.error("emergency call to %s from org %s: no trunk configured", dialled, org.name)
-                return Refusal(503, "Service Unavailable", "No trunk for an emergency call", "failed")
-            self.counters.started(org_id, key, mono)
-            return Authorized(code, True, caller_id, trunks, CallCharge(org_id, key, org.currency, None, None))
+            return await self._emergency(org, user_id, dialled, requested_cli, key, mono)
+        caller_id = await self.numbers.caller_id_for(org_id, user_id, requested_cli)
         if not dialled.startswith("+") and len(dialled) < MIN_NUMBER_DIGITS:
             # Too short for a phone number of any country: a mistyped or missing extension.
             return Refusal(404, "Not Found", "No such extension", "failed")
@@ -213,7 +214,7 @@ class OutboundService:
                 refusal = Refusal(503, "Service Unavailable", "No trunk can reach this destination", "failed")
                 return refusal
             charge = CallCharge(org_id, key, org.currency, quote.rate, quote.deck)
-            if not await self._reserve(charge, self.slice_seconds):
+            if not await self._reserve(charge, self.slice_seconds, await self._spend_limit(charge, policy, spent)):
                 refusal = Refusal(402, "Payment Required", "Insufficient credit")
                 return refusal
         except BaseException:
@@ -239,11 +240,53 @@ class OutboundService:
         choices.sort(key=lambda c: (c[0], c[1]))
         return [c[2] for c in choices]
 
-    async def _reserve(self, charge: CallCharge, seconds: int) -> bool:
-        """Reserve up to ``seconds`` more talk time; what the balance affords if not all. False: none."""
+    async def _emergency(self, org: OrgProfile, user_id: str, dialled: str, requested_cli: str | None, key: str,
+                         mono: float) -> Authorized | Refusal:
+        """Always allowed and never charged; a database problem must not stop it either."""
+        code = emergency_number(dialled, org.country) or dialled
+        try:
+            caller_id = await self.numbers.caller_id_for(org.id, user_id, requested_cli)
+        except Exception:
+            log.exception("emergency call from org %s: caller ID look-up failed, calling without", org.name)
+            caller_id = None
+        try:
+            routes = await self.trunks.load()
+        except Exception:
+            log.exception("emergency call from org %s: trunk list not readable, using the last one", org.name)
+            routes = self.trunks.cached()
+        trunks = [TrunkChoice(t, t.tech_prefix + code, None) for t in routes]
+        if not trunks:
+            log.error("emergency call to %s from org %s: no trunk configured", dialled, org.name)
+            return Refusal(503, "Service Unavailable", "No trunk for an emergency call", "failed")
+        self.counters.started(org.id, key, mono)
+        log.warning("emergency call to %s from org %s", code, org.name)
+        return Authorized(code, True, caller_id, trunks, CallCharge(org.id, key, org.currency, None, None))
+
+    async def _spend_limit(self, charge: CallCharge, policy: FraudPolicy, spent: int) -> int | None:
+        """The most this call may have reserved in all under the daily spend cap (None: no cap).
+
+        What the org's other calls hold already counts as spent: a few long calls must not
+        run past the cap between authorizations.
+        """
+        headroom = spend_headroom_minor(policy, spent)
+        if headroom is None:
+            return None
+        reserved_by_others = (await self.ledger.balance(charge.org_id)).reserved_minor - charge.reserved_minor
+        return max(0, headroom - max(0, reserved_by_others))
+
+    async def _reserve(self, charge: CallCharge, seconds: int, limit: int | None) -> bool:
+        """Reserve up to ``seconds`` more talk time; what the balance (and ``limit``, the most this
+        call may hold in all) affords if not all. False: none."""
         rate = charge.rate
         assert rate is not None
         target = charge.granted + seconds
+        if limit is not None:
+            capped = affordable_seconds(rate, charge.currency, limit)
+            if capped < target:
+                charge.capped = True
+                target = capped
+            if target <= charge.granted:
+                return False
         needed = call_charge(rate, target, charge.currency)[1] - charge.reserved_minor
         if needed <= 0 or await self.ledger.reserve(charge.org_id, charge.key, needed):
             charge.granted = target
@@ -252,6 +295,8 @@ class OutboundService:
         for _ in range(3):  # the balance moved under us: take what is left, a few tries
             available = (await self.ledger.balance(charge.org_id)).available_minor
             budget = charge.reserved_minor + max(0, available)
+            if limit is not None:
+                budget = min(budget, limit)
             affordable = min(target, affordable_seconds(rate, charge.currency, budget))
             if affordable <= charge.granted:
                 return False
@@ -267,22 +312,41 @@ class OutboundService:
         if charge.unlimited:
             return True
         before = charge.granted
-        return await self._reserve(charge, self.slice_seconds) and charge.granted > before
+        now = datetime.now(UTC)
+        policy = await self.fraud.policy_for(charge.org_id, now)
+        spent = await self.ledger.spent_since(charge.org_id, _start_of_day(now))
+        limit = await self._spend_limit(charge, policy, spent)
+        return await self._reserve(charge, self.slice_seconds, limit) and charge.granted > before
 
     async def settle(self, charge: CallCharge, talk_seconds: float, cost: Quote | None,
                      description: str) -> tuple[int, int, int | None]:
         """Charge the exact amount and release the reservation: (billable s, charge, cost) in minor units."""
         if charge.settled:
             return 0, 0, None
-        charge.settled = True
         if charge.rate is None:
             await self.ledger.release(charge.org_id, charge.key)
+            charge.settled = True
             return 0, 0, None
         # The call is cut off at the granted second; a late BYE's milliseconds are not charged beyond it.
         talk = min(talk_seconds, float(charge.granted))
         billable, amount = call_charge(charge.rate, talk, charge.currency)
         carrier = call_charge(cost.rate, talk, cost.currency)[1] if cost is not None else None
+        # Settling is idempotent per key in the ledger: a retry after a failure charges once.
         await self.ledger.settle(charge.org_id, charge.key, amount, description=description, reference=charge.key,
                                  cost_minor=carrier)
+        charge.settled = True
         return billable, amount, carrier
+
+    async def verification_refusal(self, org_id: str, e164: str, now: datetime) -> str | None:
+        """Why Ringwell must not call ``e164`` for a caller-ID check of ``org_id`` (None: it may).
+
+        The org's destination permissions apply: a verification call to a premium or
+        high-risk number would be revenue-share fraud paid by the operator.
+        """
+        org = await self.orgs(org_id)
+        if org is None:
+            return "unknown organization"
+        destination = classify(e164, org.country)
+        decision = decide(destination, await self.fraud.policy_for(org_id, now), Usage(0, 0, 0), None)
+        return f"{decision.reason} ({decision.error_id})" if isinstance(decision, Refused) else None
 
