@@ -1080,7 +1080,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--host", required=True, help="the carrier's SIP address (an IP address)")
     p.add_argument("--port", type=int, default=5060)
-    p.add_argument("--transport", default="udp", help="udp (TCP and TLS to carriers: not yet)")
+    p.add_argument("--transport", default="udp", choices=("udp", "tcp"),
+                   help="tcp: Ringwell keeps a connection open to the carrier (TLS to carriers: not yet)")
     p.add_argument("--username", help="to answer the carrier's digest challenges, or to register")
     p.add_argument("--password", help="stored encrypted, never shown again")
     p.add_argument("--register", action="store_true", help="register to the carrier and keep it registered")

@@ -37,6 +37,7 @@ from ringwell.pbx.endpoint import CredentialCache, SipEndpoint
 from ringwell.pbx.originate import DigitCall
 from ringwell.pbx.registrar import BindingStore, Registrar, RegistrarLimits
 from ringwell.pbx.security import AuthGuard, GuardLimits, open_security_log
+from ringwell.pbx.trunk_connect import TrunkConnections
 from ringwell.pbx.trunk_register import TrunkRegistrations
 from ringwell.pbx.verifier import CallerIdVerifier
 from ringwell.settings import Settings
@@ -212,6 +213,7 @@ class RingwellServer:
         self.udp: UdpTransport | None = None
         self.tcp = StreamServer("tcp", self._stream_message, self._stream_error,
                                 max_message_size=settings.max_message_size)
+        self.trunk_links = TrunkConnections(self.tcp, self.trunks.cached)
         self.tls: StreamServer | None = None
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -319,6 +321,7 @@ class RingwellServer:
         await self.store.start()
         await self.cdr.start()
         self.relay.start()
+        self.trunk_links.start()
         self.registrations.start()
         self.verifier.start()
         self.renewals.start()
@@ -344,6 +347,7 @@ class RingwellServer:
             if self.started:
                 await self.calls.stop()
             await self.registrations.stop()
+            await self.trunk_links.stop()
             await self.verifier.stop()
             await self.renewals.stop()
             await self.trunks.stop()

@@ -24,7 +24,7 @@ from tests.peers.baresip import Baresip, BaresipAccount
 from tests.peers.ports import LOOPBACK, free_port
 from tests.peers.proc import BoundedProcess
 from tests.peers.server import RingwellServer
-from tests.peers.sipp import SippResult, run_sipp, write_users_csv
+from tests.peers.sipp import SippResult, Transport, run_sipp, write_users_csv
 from tests.peers.sipp_calls import UAC, start_sipp, write_scenario
 from tests.peers.sipp_carrier import CARRIER_PASSWORD, CARRIER_REGISTRAR, CARRIER_UAC, CARRIER_UAS, CARRIER_USER
 
@@ -48,12 +48,12 @@ class Carrier:
     """A SIPp UAS on a trunk's port, running one scenario in the background."""
 
     def __init__(self, server: RingwellServer, tmp: Path, port: int, scenario: str, *, calls: int = 1,
-                 hold_ms: int = 0, seconds: float = 90.0) -> None:
+                 hold_ms: int = 0, seconds: float = 90.0, transport: Transport = "udp") -> None:
         self.workdir = tmp / f"carrier-{port}-{scenario}"
         extra: tuple[str, ...] = ("-d", str(hold_ms)) if hold_ms else ()
         self.proc: BoundedProcess = start_sipp(
             server.sip_port, write_scenario(tmp, f"carrier-{scenario}", CARRIER_UAS[scenario]), self.workdir,
-            local_port=port, calls=calls, seconds=seconds, extra_args=extra)
+            local_port=port, calls=calls, seconds=seconds, extra_args=extra, transport=transport)
         time.sleep(0.3)
 
     def logs(self) -> str:
@@ -76,7 +76,7 @@ class Carrier:
 def net(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("carrier")
     server = RingwellServer(tmp, extra_env={"RINGWELL_CREDIT_SLICE": "60"})
-    ports = {name: free_port() for name in ("main", "fo-dead", "fo-a", "fo-b", "busy-a", "busy-b")}
+    ports = {name: free_port() for name in ("main", "fo-dead", "fo-a", "fo-b", "busy-a", "busy-b", "tcp")}
     server.start()
     try:
         decks = tmp / "decks"
@@ -88,8 +88,9 @@ def net(tmp_path_factory):
         (decks / "buy-main.csv").write_text(header + "1415,San Francisco,0.004,0,1/1,2020-01-01\n")
         (decks / "buy-fo.csv").write_text(header + "1212,New York,0.004,0,1/1,2020-01-01\n")
         (decks / "buy-busy.csv").write_text(header + "1646,New York mobile,0.004,0,1/1,2020-01-01\n")
+        (decks / "buy-tcp.csv").write_text(header + "1718,Brooklyn,0.004,0,1/1,2020-01-01\n")
         for deck, name in (("sell-1-1", "sell11"), ("sell-60-60", "sell60"), ("buy-main", "buy-main"),
-                           ("buy-fo", "buy-fo"), ("buy-busy", "buy-busy")):
+                           ("buy-fo", "buy-fo"), ("buy-busy", "buy-busy"), ("buy-tcp", "buy-tcp")):
             server.admin("import-rates", "--deck", deck, str(decks / f"{name}.csv"))
         for org, (deck, users, credit) in ORGS.items():
             server.add_users(org, users, password)
@@ -110,6 +111,8 @@ def net(tmp_path_factory):
                      "--buy-deck", "buy-busy")
         server.admin("add-trunk", "--name", "busy-b", *trunk, "--port", str(ports["busy-b"]), "--priority", "2",
                      "--buy-deck", "buy-busy")
+        server.admin("add-trunk", "--name", "over-tcp", "--host", LOOPBACK, "--port", str(ports["tcp"]),
+                     "--transport", "tcp", "--buy-deck", "buy-tcp")
         (tmp / "numbers.csv").write_text("number,country,type,monthly_price,setup_price,trunk\n"
                                          f"{RENTED},US,fixed,1.00,0.00,main\n")
         server.admin("import-numbers", str(tmp / "numbers.csv"))
@@ -294,6 +297,24 @@ def test_a_silent_trunk_then_a_503_the_call_goes_out_on_the_third(net, tmp_path)
     record = next(r for r in wait_records(server, "Dial11", 1) if r["callee_number"] == "+12125550100")
     trunks = {t["name"]: t for t in json.loads(server.admin("trunks", "--json"))}
     assert record["disposition"] == "answered" and record["trunk_id"] == trunks["fo-b"]["id"], record
+
+
+def test_a_tcp_trunk_is_connected_and_carries_the_call(net, tmp_path):
+    server, ports = net
+    carrier = Carrier(server, tmp_path, ports["tcp"], "answer_wait", transport="tcp")
+    try:
+        time.sleep(2.5)  # Ringwell (re)connects to TCP trunks every 2 s
+        result = sipp_call(server, tmp_path, "alice", "+17185550100", "call", hold_ms=1000)
+        logs = carrier.finish(10)
+    finally:
+        carrier.stop()
+    assert result.ok, result.errors
+    assert "ruri=sip:+17185550100@" in logs and "bye reason=" in logs, logs  # this trunk takes E.164 with +
+    received = (carrier.workdir / "messages.log").read_text(errors="replace")
+    assert "TCP message received" in received and "UDP message" not in received
+    record = next(r for r in wait_records(server, "Dial11", 1) if r["callee_number"] == "+17185550100")
+    trunks = {t["name"]: t for t in json.loads(server.admin("trunks", "--json"))}
+    assert record["disposition"] == "answered" and record["trunk_id"] == trunks["over-tcp"]["id"], record
 
 
 def test_486_from_the_first_trunk_is_not_retried(net, tmp_path):

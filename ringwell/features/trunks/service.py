@@ -1,10 +1,11 @@
 """Trunks: validate → persist carrier gateways; the routing view of them the call path uses.
 
-A trunk is reached at ``host:port`` over UDP (an IP address: no DNS look-ups on the call
-path). Outbound INVITEs answer the carrier's 401/407 with the trunk's credentials, or the
-trunk registers to the carrier. Inbound INVITEs are recognised by their source: an address or
-network, optionally with a port (``203.0.113.5``, ``198.51.100.0/24``, ``127.0.0.1:5090``);
-a trunk with no inbound list accepts what comes from its own ``host:port``.
+A trunk is reached at ``host:port`` over UDP or TCP (an IP address: no DNS look-ups on the call
+path; a TCP trunk is kept connected by ``pbx.trunk_connect``). Outbound INVITEs answer the
+carrier's 401/407 with the trunk's credentials, or the trunk registers to the carrier. Inbound
+INVITEs are recognised by their source: an address or network, optionally with a port
+(``203.0.113.5``, ``198.51.100.0/24``, ``127.0.0.1:5090``); a trunk with no inbound list
+accepts what comes from its own ``host:port``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ringwell.transport.source import Source
 __all__ = ["NUMBER_FORMATS", "TrunkDirectory", "TrunkRoute", "TrunkSpec", "TrunksService", "dial_string"]
 
 NUMBER_FORMATS = ("e164", "e164-noplus", "national")
-TRANSPORTS = ("udp",)  # TCP/TLS to a carrier needs outbound connections: not yet
+TRANSPORTS = ("udp", "tcp")  # TLS to a carrier: not yet (it needs the carrier's CA per trunk)
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,99}")
 _PREFIX_RE = re.compile(r"[0-9#*]{0,16}")
 
@@ -149,7 +150,7 @@ def _validate(spec: TrunkSpec) -> None:
     if not 1 <= spec.port <= 65535:
         raise bad("port", "must be 1-65535")
     if spec.transport not in TRANSPORTS:
-        raise bad("transport", f"must be one of {', '.join(TRANSPORTS)} (TCP and TLS to carriers: not yet)")
+        raise bad("transport", f"must be one of {', '.join(TRANSPORTS)} (TLS to carriers: not yet)")
     if spec.number_format not in NUMBER_FORMATS:
         raise bad("number_format", f"must be one of {', '.join(NUMBER_FORMATS)}")
     if not _PREFIX_RE.fullmatch(spec.tech_prefix):
