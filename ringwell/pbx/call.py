@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ringwell.sip.dialog import Dialog, ViaSpec, new_branch, new_call_id
-from ringwell.sip.digest import authorize, parse_challenge
+from ringwell.sip.digest import answer_challenge, with_credentials
 from ringwell.sip.errors import RemoteProtocolError
 from ringwell.sip.message import Headers, Request, Response
 from ringwell.sip.sdp import (
@@ -688,28 +688,14 @@ class Call:
         """
         target = leg.target
         assert target is not None and target.auth is not None
-        header = "www-authenticate" if response.status == 401 else "proxy-authenticate"
-        answer = "Authorization" if response.status == 401 else "Proxy-Authorization"
-        challenge = None
-        for value in response.headers.get_all(header):
-            parsed = parse_challenge(value)
-            if parsed is not None and parsed.algorithm.removesuffix("-SESS") in ("MD5", "SHA-256"):
-                challenge = parsed
-                break
         leg.authenticated = True
-        if challenge is None:
+        answer = answer_challenge(response, "INVITE", leg.invite.uri_text, target.auth.username, target.auth.password)
+        if answer is None:
             leg.state = LegState.TERMINATED
             leg.final_status = response.status
             leg.final_reason = "No usable digest challenge"
             return self._on(Refused(leg), now)
-        old = leg.invite
-        headers = old.headers.copy()
-        headers.set("Via", self.config.via_for(leg.flow).header(new_branch()))
-        headers.set("CSeq", f"{old.cseq.number + 1} INVITE")
-        headers.remove("authorization")
-        headers.remove("proxy-authorization")
-        headers.add(answer, authorize(challenge, "INVITE", old.uri_text, target.auth.username, target.auth.password))
-        invite = Request("INVITE", old.uri_text, headers, old.body)
+        invite = with_credentials(leg.invite, self.config.via_for(leg.flow).header(new_branch()), answer[:2])
         leg.invite = invite
         leg.provisional = False
         leg.state = LegState.CALLING

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -194,7 +194,7 @@ def _requested_cli(request: Request) -> str | None:
         uri = request.from_.uri
     except RemoteProtocolError:
         return None
-    user = uri.user_unescaped if isinstance(uri, SipUri) else uri.number if isinstance(uri, TelUri) else None
+    user = _user_of(uri)
     return user if user and _NUMBER_RE.fullmatch(user) and len(user) >= 7 else None
 
 
@@ -204,7 +204,7 @@ def _caller_number(request: Request) -> str:
         uri = request.from_.uri
     except RemoteProtocolError:
         return "anonymous"
-    user = uri.user_unescaped if isinstance(uri, SipUri) else uri.number if isinstance(uri, TelUri) else None
+    user = _user_of(uri)
     if not user:
         return "anonymous"
     cleaned = "".join(ch for ch in user if ch.isprintable() and ch not in '"\\<>')[:32]
@@ -218,7 +218,7 @@ def _to_user(request: Request) -> str | None:
         uri = request.to.uri
     except RemoteProtocolError:
         return None
-    user = uri.user_unescaped if isinstance(uri, SipUri) else uri.number if isinstance(uri, TelUri) else None
+    user = _user_of(uri)
     return user if user and len(user) <= MAX_DIALLED else None
 
 
@@ -241,17 +241,18 @@ def _e164_from_trunk(dialled: str, trunk: TrunkRoute) -> str | None:
     return "+" + body
 
 
-def dialled_of(request: Request) -> str | None:
-    uri = request.uri
+def _user_of(uri: object) -> str | None:
+    """The user part of a SIP URI, or a tel: URI's number."""
     if isinstance(uri, SipUri):
-        user = uri.user_unescaped
-    elif isinstance(uri, TelUri):
-        user = uri.number
-    else:
-        return None
-    if not user or len(user) > MAX_DIALLED:
-        return None
-    return user
+        return uri.user_unescaped or None
+    if isinstance(uri, TelUri):
+        return uri.number or None
+    return None
+
+
+def dialled_of(request: Request) -> str | None:
+    user = _user_of(request.uri)
+    return user if user and len(user) <= MAX_DIALLED else None
 
 
 def _display(request: Request) -> str | None:
@@ -308,9 +309,7 @@ class CallManager:
     # -- from the endpoint -----------------------------------------------------------------
     def invite(self, request: Request, txn: object, source: Source, caller: CredentialRecord) -> None:
         """An authenticated INVITE that starts a new call."""
-        task = asyncio.create_task(self._start_safely(request, txn, source, caller))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._start(request, txn, source, caller), request, txn, f"a call from {caller.username}")
 
     def _reject(self, request: Request, txn: object, status: int, reason: str) -> None:
         self.stats["rejected"] += 1
@@ -334,14 +333,21 @@ class CallManager:
             sip_reason=reason[:255], codec=None, media=None, billing=billing, direction=direction,
         ))
 
-    async def _start_safely(self, request: Request, txn: object, source: Source, caller: CredentialRecord) -> None:
-        try:
-            await self._start(request, txn, source, caller)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("could not start a call from %s", caller.username)
-            self._reject(request, txn, 500, "Server Internal Error")
+    def _spawn(self, start: Coroutine[Any, Any, None], request: Request, txn: object, what: str) -> None:
+        """Start a call in a task; a bug answers 500 and is logged, never silently lost."""
+
+        async def safely() -> None:
+            try:
+                await start
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not start %s", what)
+                self._reject(request, txn, 500, "Server Internal Error")
+
+        task = asyncio.create_task(safely())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _start(self, request: Request, txn: object, source: Source, caller: CredentialRecord) -> None:
         now = _now()
@@ -475,18 +481,7 @@ class CallManager:
 
     def from_trunk(self, request: Request, txn: object, source: Source, trunk: TrunkRoute) -> None:
         """An INVITE from a carrier trunk (recognised by its source): ring whoever the number is routed to."""
-        task = asyncio.create_task(self._from_trunk_safely(request, txn, source, trunk))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _from_trunk_safely(self, request: Request, txn: object, source: Source, trunk: TrunkRoute) -> None:
-        try:
-            await self._from_trunk(request, txn, source, trunk)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("could not start a call from trunk %s", trunk.name)
-            self._reject(request, txn, 500, "Server Internal Error")
+        self._spawn(self._from_trunk(request, txn, source, trunk), request, txn, f"a call from trunk {trunk.name}")
 
     async def _from_trunk(self, request: Request, txn: object, source: Source, trunk: TrunkRoute) -> None:
         dialled = dialled_of(request)

@@ -22,7 +22,7 @@ from ringwell.media.dtmf import DtmfCollector, parse_telephone_event
 from ringwell.media.ports import PortPool
 from ringwell.media.rtp import is_rtcp, parse_rtp
 from ringwell.sip.dialog import Dialog, ViaSpec, new_branch, new_call_id
-from ringwell.sip.digest import authorize, parse_challenge
+from ringwell.sip.digest import answer_challenge, with_credentials
 from ringwell.sip.message import Headers, Request, Response
 from ringwell.sip.transaction import make_cancel
 from ringwell.sip.uas import make_response, new_tag
@@ -202,20 +202,10 @@ class DigitCall:
                 self.sip.transmit(leg.flow, dialog.ack(invite.cseq.number, via).encode())
                 return status, response.reason, dialog
             if status in (401, 407) and leg.username and leg.password and not authenticated:
-                challenge = None
-                for value in response.headers.get_all("www-authenticate" if status == 401 else "proxy-authenticate"):
-                    parsed = parse_challenge(value)
-                    if parsed is not None and parsed.algorithm.removesuffix("-SESS") in ("MD5", "SHA-256"):
-                        challenge = parsed
-                        break
-                if challenge is not None:
+                answer = answer_challenge(response, "INVITE", invite.uri_text, leg.username, leg.password)
+                if answer is not None:
                     authenticated = True
-                    headers = invite.headers.copy()
-                    headers.set("Via", via.header(new_branch()))
-                    headers.set("CSeq", f"{invite.cseq.number + 1} INVITE")
-                    name = "Authorization" if status == 401 else "Proxy-Authorization"
-                    headers.add(name, authorize(challenge, "INVITE", invite.uri_text, leg.username, leg.password))
-                    invite = Request("INVITE", invite.uri_text, headers, invite.body)
+                    invite = with_credentials(invite, via.header(new_branch()), answer[:2])
                     continue
             if status in (401, 407, 408) or 500 <= status < 600:
                 return None

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from ringwell.features.trunks.service import TrunkRoute
 from ringwell.sip.dialog import ViaSpec, new_branch, new_call_id
-from ringwell.sip.digest import authorize, parse_challenge
+from ringwell.sip.digest import answer_challenge
 from ringwell.sip.errors import RemoteProtocolError
 from ringwell.sip.message import Headers, Request, Response, parse_contacts
 from ringwell.sip.uas import new_tag
@@ -125,18 +125,14 @@ class TrunkRegistrations:
         trunk = reg.trunk
         status = response.status
         if status in (401, 407):
-            header = "www-authenticate" if status == 401 else "proxy-authenticate"
-            for value in response.headers.get_all(header):
-                chal = parse_challenge(value)
-                if chal is None or chal.algorithm.removesuffix("-SESS") not in ("MD5", "SHA-256"):
-                    continue
-                if reg.challenges_answered >= 2 or (chal.nonce == reg.answered_nonce and not chal.stale):
-                    break  # our answer was refused (a fresh nonce each time, or the same one): wrong credentials
-                reg.answered_nonce = chal.nonce
+            assert trunk.username is not None and trunk.password is not None
+            answer = answer_challenge(response, "REGISTER", request.uri_text, trunk.username, trunk.password)
+            # A refused answer comes back as the same nonce, or (many registrars) a fresh one each time.
+            if answer is not None and reg.challenges_answered < 2 and (
+                    answer[2].nonce != reg.answered_nonce or answer[2].stale):
+                reg.answered_nonce = answer[2].nonce
                 reg.challenges_answered += 1
-                assert trunk.username is not None and trunk.password is not None
-                answer = authorize(chal, "REGISTER", request.uri_text, trunk.username, trunk.password)
-                self._send(reg, ("Authorization" if status == 401 else "Proxy-Authorization", answer))
+                self._send(reg, answer[:2])
                 return
             self._failed(reg, f"{status} {response.reason} (credentials refused)")
             return

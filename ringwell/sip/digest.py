@@ -19,6 +19,8 @@ import struct
 from collections import deque
 from dataclasses import dataclass
 
+from ringwell.sip.message import Request, Response
+
 __all__ = [
     "ALGORITHMS",
     "Challenge",
@@ -26,6 +28,7 @@ __all__ = [
     "NonceManager",
     "NonceState",
     "Verdict",
+    "answer_challenge",
     "authorize",
     "challenge",
     "compute_ha1",
@@ -284,3 +287,31 @@ def authorize(
     if chal.opaque is not None:
         parts.append(f'opaque="{chal.opaque}"')
     return "Digest " + ", ".join(parts)
+
+
+def answer_challenge(response: Response, method: str, uri: str, username: str,
+                     password: str) -> tuple[str, str, Challenge] | None:
+    """Answer a 401 or 407 (client side, §22.2): ``(header name, value, challenge)``.
+
+    The first Digest challenge of the response with an algorithm we can compute is answered
+    (``Authorization`` for a 401, ``Proxy-Authorization`` for a 407); None when there is none.
+    """
+    header, answer = ("www-authenticate", "Authorization") if response.status == 401 else (
+        "proxy-authenticate", "Proxy-Authorization")
+    for value in response.headers.get_all(header):
+        chal = parse_challenge(value)
+        if chal is not None and chal.algorithm.removesuffix("-SESS") in _HASHES:
+            return answer, authorize(chal, method, uri, username, password), chal
+    return None
+
+
+def with_credentials(request: Request, via: str, header: tuple[str, str]) -> Request:
+    """``request`` resent with credentials: same Call-ID, tags and body; a new Via (branch) and
+    the next CSeq; earlier credentials replaced by ``header`` (§8.1.3.5, §22.2)."""
+    headers = request.headers.copy()
+    headers.set("Via", via)
+    headers.set("CSeq", f"{request.cseq.number + 1} {request.method}")
+    headers.remove("authorization")
+    headers.remove("proxy-authorization")
+    headers.add(*header)
+    return Request(request.method, request.uri_text, headers, request.body)

@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.peers.proc import BoundedProcess
 from tests.peers.sipp import Transport, sipp_command
 
-__all__ = ["UAC", "UAS", "start_sipp", "write_scenario"]
+__all__ = ["UAC", "UAS", "UAS_180", "start_sipp", "uas_200", "write_scenario"]
 
 SDP = """v=0
       o=sipp 53655765 {version} IN IP[local_ip_type] [local_ip]
@@ -207,7 +207,7 @@ _UAS_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   </recv>
 """
 
-_UAS_180 = """  <send>
+UAS_180 = """  <send>
     <![CDATA[
 
       SIP/2.0 180 Ringing
@@ -224,7 +224,7 @@ _UAS_180 = """  <send>
 """
 
 
-def _uas_200(tagged: bool = False, version: int = 1) -> str:
+def uas_200(tagged: bool = False, version: int = 1) -> str:
     to = "[last_To:]" if tagged else "[last_To:];tag=[pid]SIPpTag01[call_number]"
     return f"""  <send retrans="500">
     <![CDATA[
@@ -284,7 +284,7 @@ _UAS_BYE = """  <send retrans="500">
 """
 
 UAS: dict[str, str] = {
-    "answer": _UAS_HEAD.format(name="uas_answer") + _UAS_180 + _uas_200()
+    "answer": _UAS_HEAD.format(name="uas_answer") + UAS_180 + uas_200()
     + '  <recv request="ACK" rtd="true" crlf="true"/>\n  <recv request="BYE"/>\n' + _UAS_200_PLAIN + _UAS_TAIL,
     "busy": _UAS_HEAD.format(name="uas_busy") + """  <send>
     <![CDATA[
@@ -301,7 +301,7 @@ UAS: dict[str, str] = {
   </send>
   <recv request="ACK"/>
 """ + _UAS_TAIL,
-    "ring": _UAS_HEAD.format(name="uas_ring") + _UAS_180 + """  <recv request="CANCEL">
+    "ring": _UAS_HEAD.format(name="uas_ring") + UAS_180 + """  <recv request="CANCEL">
     <action><ereg regexp=".*" search_in="hdr" header="Reason:" assign_to="reason"/></action>
   </recv>
   <nop><action><log message="cancel reason=[$reason]"/></action></nop>
@@ -321,19 +321,19 @@ UAS: dict[str, str] = {
   <recv request="ACK"/>
 """ + _UAS_TAIL,
     # answers, then hangs up after -d ms
-    "bye": _UAS_HEAD.format(name="uas_bye") + _UAS_180 + _uas_200()
+    "bye": _UAS_HEAD.format(name="uas_bye") + UAS_180 + uas_200()
     + '  <recv request="ACK" crlf="true"/>\n  <pause/>\n' + _UAS_BYE + _UAS_TAIL,
     # answers, then two re-INVITEs (hold and resume), then the caller's BYE
-    "hold": _UAS_HEAD.format(name="uas_hold") + _UAS_180 + _uas_200() + '  <recv request="ACK" crlf="true"/>\n'
+    "hold": _UAS_HEAD.format(name="uas_hold") + UAS_180 + uas_200() + '  <recv request="ACK" crlf="true"/>\n'
     + """  <recv request="INVITE">
     <action><ereg regexp="a=(sendonly|recvonly|inactive)" search_in="body" check_it="true" assign_to="h1"/></action>
   </recv>
   <nop><action><log message="hold offer [$h1]"/></action></nop>
-""" + _uas_200(tagged=True, version=2) + '  <recv request="ACK"/>\n' + """  <recv request="INVITE">
+""" + uas_200(tagged=True, version=2) + '  <recv request="ACK"/>\n' + """  <recv request="INVITE">
     <action><ereg regexp="a=(sendrecv)" search_in="body" check_it="true" assign_to="h2"/></action>
   </recv>
   <nop><action><log message="resume offer [$h2]"/></action></nop>
-""" + _uas_200(tagged=True, version=3) + '  <recv request="ACK"/>\n  <recv request="BYE"/>\n' + _UAS_200_PLAIN
+""" + uas_200(tagged=True, version=3) + '  <recv request="ACK"/>\n  <recv request="BYE"/>\n' + _UAS_200_PLAIN
     + _UAS_TAIL,
 }
 

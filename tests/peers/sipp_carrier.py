@@ -10,7 +10,7 @@ Ringwell (no authentication: a trunk is recognised by its source address and por
 
 from __future__ import annotations
 
-from tests.peers.sipp_calls import SDP
+from tests.peers.sipp_calls import SDP, UAS_180, uas_200
 
 __all__ = ["CARRIER_PASSWORD", "CARRIER_REGISTRAR", "CARRIER_UAC", "CARRIER_UAS", "CARRIER_USER"]
 
@@ -94,38 +94,7 @@ def _final(status: int, reason: str) -> str:
 """
 
 
-_ANSWER = f"""  <send>
-    <![CDATA[
-
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <send retrans="500">
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      {SDP.format(version=1, direction="")}
-
-    ]]>
-  </send>
-  <recv request="ACK" crlf="true">
+_ANSWER = UAS_180 + uas_200() + """  <recv request="ACK" crlf="true">
     <action>
       <ereg regexp=".*" search_in="hdr" header="From:" assign_to="dlg_from"/>
       <ereg regexp=".*" search_in="hdr" header="To:" assign_to="dlg_to"/>

@@ -107,3 +107,43 @@ def test_only_offered_algorithms_and_hex_responses_are_accepted():
     forged = d.Credentials(creds.username, creds.realm, creds.nonce, creds.uri, "é" * 32, "MD5", "auth", "00000001",
                            "c")
     assert d.verify(forged, ha1, "REGISTER", "ringwell", nonces, 101.0) is d.Verdict.FAIL
+
+
+def test_answer_challenge_and_resend_with_credentials():
+    """Client side of §22.2: the 401's usable challenge answered in Authorization, the request
+    resent with a new branch and the next CSeq; an unusable algorithm gives None."""
+    from ringwell.sip.digest import (
+        answer_challenge,
+        compute_ha1,
+        expected_response,
+        parse_credentials,
+        with_credentials,
+    )
+    from ringwell.sip.message import Request, Response, parse_message
+
+    invite = parse_message(
+        b"INVITE sip:14155550100@198.51.100.7 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKone\r\n"
+        b"From: <sip:a@192.0.2.1>;tag=t1\r\nTo: <sip:14155550100@198.51.100.7>\r\nCall-ID: c1\r\n"
+        b"CSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n")
+    assert isinstance(invite, Request)
+
+    def challenge(values: str) -> Response:
+        response = parse_message(
+            b"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKone\r\n"
+            b"From: <sip:a@192.0.2.1>;tag=t1\r\nTo: <sip:14155550100@198.51.100.7>;tag=x\r\n"
+            b"Call-ID: c1\r\nCSeq: 7 INVITE\r\n" + values.encode()
+            + b"Content-Length: 0\r\n\r\n")
+        assert isinstance(response, Response)
+        return response
+
+    unusable = challenge('WWW-Authenticate: Digest realm="c", nonce="n", algorithm=SHA-512-256\r\n')
+    assert answer_challenge(unusable, "INVITE", invite.uri_text, "u", "p") is None
+    usable = challenge('WWW-Authenticate: Digest realm="c", nonce="n", algorithm=SHA-512-256\r\n'
+                       'WWW-Authenticate: Digest realm="c", nonce="n2", algorithm=MD5\r\n')
+    answer = answer_challenge(usable, "INVITE", invite.uri_text, "u", "p")
+    assert answer is not None and answer[0] == "Authorization" and answer[2].nonce == "n2"
+    creds = parse_credentials(answer[1])
+    assert creds is not None and creds.response == expected_response(creds, compute_ha1("u", "c", "p"), "INVITE")
+    again = with_credentials(invite, "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKtwo", answer[:2])
+    assert again.cseq.number == 8 and again.top_via.branch == "z9hG4bKtwo" and again.call_id == "c1"
+    assert again.headers.get("authorization") == answer[1] and again.from_.tag == "t1"
