@@ -5,15 +5,27 @@ RingwellError
 ├── sip.SipError → ProtocolError(status_hint) → LocalProtocolError | RemoteProtocolError
 │                → TransactionTimeout
 ├── ConfigError
-└── DomainError(error_id, message, details) → NotFound | Conflict | Invalid
+└── DomainError(error_id, message, details) → NotFound | Conflict | Invalid | Unauthorized | Forbidden
+                                              | RateLimited
 ```
+Each domain error carries the HTTP ``status`` the API answers it with.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ConfigError", "Conflict", "DomainError", "Invalid", "NotFound", "RingwellError"]
+__all__ = [
+    "ConfigError",
+    "Conflict",
+    "DomainError",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+    "RateLimited",
+    "RingwellError",
+    "Unauthorized",
+]
 
 
 class RingwellError(Exception):
@@ -33,6 +45,7 @@ class DomainError(RingwellError):
     """An error a user can act on, with a stable machine-readable ``error_id``."""
 
     error_id = "domain_error"
+    status = 400
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -42,11 +55,37 @@ class DomainError(RingwellError):
 
 class NotFound(DomainError):
     error_id = "not_found"
+    status = 404
 
 
 class Conflict(DomainError):
     error_id = "conflict"
+    status = 409
 
 
 class Invalid(DomainError):
     error_id = "invalid"
+    status = 422
+
+
+class Unauthorized(DomainError):
+    """No valid credentials (or a session that still owes its second factor)."""
+
+    error_id = "unauthorized"
+    status = 401
+
+
+class Forbidden(DomainError):
+    """Authenticated, but the role or key lacks the permission (inside the caller's own org)."""
+
+    error_id = "forbidden"
+    status = 403
+
+
+class RateLimited(DomainError):
+    error_id = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int, details: dict[str, object] | None = None) -> None:
+        super().__init__(message, {"retry_after": retry_after, **(details or {})})
+        self.retry_after = retry_after

@@ -11,13 +11,16 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from ringwell.features.accounts.service import AccountsService
+from ringwell.features.audit.service import AuditLog
+from ringwell.features.auth.service import AuthService
+from ringwell.features.auth.tokens import ApiKeys, SessionStore
 from ringwell.features.billing.payments import stripe_provider
 from ringwell.features.billing.routes import stripe_routes
 from ringwell.features.billing.service import LedgerService
@@ -28,7 +31,8 @@ from ringwell.features.numbers.service import NumbersService
 from ringwell.features.outbound.service import OrgProfile, OutboundService
 from ringwell.features.rating.service import RatingService
 from ringwell.features.trunks.service import TrunkDirectory, TrunksService
-from ringwell.http import build_app
+from ringwell.features.webhooks.service import WebhooksService
+from ringwell.mail import mailer_from
 from ringwell.media.ports import PortPool
 from ringwell.media.relay import MediaRelay, MediaSession
 from ringwell.pbx.call import CallConfig
@@ -49,6 +53,8 @@ from ringwell.transport.certs import ensure_self_signed, server_context
 from ringwell.transport.source import Source
 from ringwell.transport.stream import StreamConnection, StreamServer
 from ringwell.transport.udp import UdpTransport, open_udp
+from ringwell.web.app import build_app
+from ringwell.web.context import WebServices
 
 __all__ = ["RingwellServer", "serve"]
 
@@ -209,6 +215,7 @@ class RingwellServer:
             sip=self.endpoint, dialogs=self.calls, ports=self.ports, bind=settings.bind, host=host,
             via_for=self._via_for, contact_for=self._contact_for))
         self.renewals = Periodic("number-renewals", self._renew_numbers, every=3600.0, first=60.0)
+        self.web = self._web_services()
         self.housekeeping = Housekeeping()
         self.udp: UdpTransport | None = None
         self.tcp = StreamServer("tcp", self._stream_message, self._stream_error,
@@ -219,6 +226,24 @@ class RingwellServer:
         self._http_task: asyncio.Task[None] | None = None
         self._security_handler: logging.Handler | None = None
         self.started = False
+
+    def _web_services(self) -> WebServices:
+        """What the API and the portal are built on: the same services the SIP side uses."""
+        settings = self.settings
+        audit = AuditLog(self.sessions)
+        mailer = mailer_from(settings)
+        web_sessions = SessionStore(self.sessions, lifetime=timedelta(hours=settings.session_hours),
+                                    idle=timedelta(minutes=settings.session_idle_minutes))
+        return WebServices(
+            settings=settings, sessions=self.sessions, accounts=self.accounts, ledger=self.ledger,
+            numbers=self.numbers, rating=self.rating, trunks=self.trunks.service, registrar=self.registrar,
+            audit=audit, web_sessions=web_sessions, api_keys=ApiKeys(self.sessions),
+            auth=AuthService(self.sessions, accounts=self.accounts, web_sessions=web_sessions, audit=audit,
+                             mailer=mailer, settings=settings),
+            mailer=mailer,
+            webhooks=WebhooksService(self.sessions, audit=audit, mailer=mailer, settings=settings),
+            payments=self.payments,
+        )
 
     async def _org_profile(self, org_id: str) -> OrgProfile | None:
         """An organization's country, currency and age, cached for a minute."""
@@ -325,9 +350,10 @@ class RingwellServer:
         self.registrations.start()
         self.verifier.start()
         self.renewals.start()
+        self.web.webhooks.start()
         routes = stripe_routes(self.payments) if self.payments else ()
-        config = uvicorn.Config(build_app(self.status, routes), host=bind, port=settings.http_port, log_level="warning",
-                                lifespan="off", access_log=False)
+        config = uvicorn.Config(build_app(self.status, routes, self.web), host=bind, port=settings.http_port,
+                                log_level="warning", lifespan="off", access_log=False)
         self._http = _HttpServer(config)
         self._http_task = asyncio.create_task(self._http.serve(), name="http")
         while not self._http.started:
@@ -350,6 +376,7 @@ class RingwellServer:
             await self.trunk_links.stop()
             await self.verifier.stop()
             await self.renewals.stop()
+            await self.web.webhooks.stop()
             await self.trunks.stop()
             if self._http is not None and self._http_task is not None:
                 self._http.should_exit = True

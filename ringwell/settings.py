@@ -60,6 +60,26 @@ class Settings:
     stripe_secret_key: str = field(default="", repr=False)
     stripe_webhook_secret: str = field(default="", repr=False)  # the endpoint's signing secret (whsec_...)
     stripe_api_base: str = ""  # empty: Stripe's own https://api.stripe.com (tests point it at a fake)
+    # The portal and API (issue 5).
+    public_url: str = ""  # how browsers reach the portal, for links in emails; empty: http://<host>:<http_port>
+    signup_open: bool = True  # anyone may create an organization from the sign-up page
+    session_hours: int = 12  # a portal session lasts at most this long
+    session_idle_minutes: int = 120  # and ends after this long without a request
+    login_failures_per_account: int = 5  # failed logins per account per window before it is paused
+    login_failures_per_source: int = 20  # failed logins per client address per window
+    login_failure_window: int = 900  # seconds
+    # Email (verification, password reset, change notices). Empty smtp_host: messages are written
+    # to <data_dir>/outbox/ as .eml files and the path is logged — nothing leaves the machine.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"  # starttls | tls | none
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    mail_from: str = "Ringwell <ringwell@localhost>"
+    # Webhooks: retried with exponential back-off for this long, then the endpoint is disabled.
+    webhook_retry_window: int = 86400  # seconds
+    webhook_first_retry: float = 10.0  # seconds before the first retry (then doubling, capped at an hour)
+    webhook_timeout: float = 10.0  # seconds for the receiver to answer
 
     @property
     def effective_database_url(self) -> str:
@@ -81,6 +101,16 @@ class Settings:
         return tuple(a.strip().upper() for a in self.digest_algorithms.split(","))
 
     @property
+    def portal_url(self) -> str:
+        """The portal's base URL (no trailing slash), for links in emails."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.advertised_host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.http_port}"
+
+    @property
     def security_log(self) -> Path:
         return self.data_dir / "security.log"
 
@@ -100,6 +130,22 @@ def _coerce(key: str, value: Any) -> Any:
             if not key.endswith("_port") and number < 0:
                 raise ValueError("must not be negative")
             return number
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError("not a number")
+            real = float(value)
+            if real < 0:
+                raise ValueError("must not be negative")
+            return real
         if kind == "tuple[int, int]":
             low, _, high = str(value).partition("-")
             pair = (int(low), int(high))
@@ -136,6 +182,12 @@ def _validate(values: dict[str, Any]) -> None:
                           "by signed webhooks)")
     if values.get("stripe_api_base", "") and not values["stripe_api_base"].startswith(("https://", "http://")):
         raise ConfigError("stripe_api_base", "must be an http(s) URL")
+    if values.get("smtp_security", "starttls") not in ("starttls", "tls", "none"):
+        raise ConfigError("smtp_security", "one of starttls, tls, none")
+    if values.get("public_url", "") and not values["public_url"].startswith(("https://", "http://")):
+        raise ConfigError("public_url", "must be an http(s) URL")
+    if values.get("session_hours", 12) < 1 or values.get("session_idle_minutes", 120) < 1:
+        raise ConfigError("session_hours", "session_hours and session_idle_minutes must be at least 1")
     url = values.get("database_url", "")
     if url and not url.startswith(("sqlite", "postgresql")):
         raise ConfigError("database_url", "only sqlite and postgresql URLs are supported")

@@ -1,6 +1,8 @@
 """Imports every slice's tables so that ``Base.metadata`` knows them all."""
 
 from ringwell.features.accounts.models import Organization, SipCredential, User
+from ringwell.features.audit.models import AuditEvent
+from ringwell.features.auth.models import ApiKey, EmailToken, RecoveryCode, WebSession
 from ringwell.features.billing.models import (
     CreditReservation,
     LedgerAccount,
@@ -15,13 +17,17 @@ from ringwell.features.numbers.models import CallerIdVerification, PhoneNumber
 from ringwell.features.rating.models import OrgRateDeck, RateDeck, RateRow
 from ringwell.features.registrations.models import BindingRow
 from ringwell.features.trunks.models import Trunk
+from ringwell.features.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "ApiKey",
+    "AuditEvent",
     "BindingRow",
     "CallRecord",
     "CallerIdVerification",
     "CreditReservation",
     "DestinationPermission",
+    "EmailToken",
     "FraudSettings",
     "LedgerAccount",
     "LedgerPosting",
@@ -33,7 +39,12 @@ __all__ = [
     "PhoneNumber",
     "RateDeck",
     "RateRow",
+    "RecoveryCode",
     "SipCredential",
     "Trunk",
     "User",
+    "WebSession",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -18,9 +18,9 @@ from ringwell.features.billing.models import Payment, PaymentEvent
 from ringwell.features.billing.payments import StripeProvider, WebhookAction
 from ringwell.features.billing.routes import MAX_WEBHOOK_BYTES, stripe_routes
 from ringwell.features.billing.service import Balance, LedgerService
-from ringwell.http import build_app
 from ringwell.storage.base import Base
 from ringwell.storage.engine import create_engine, session_factory
+from ringwell.web.app import build_app
 from tests.peers.fake_stripe import FakeStripe, sign
 
 API_KEY = "sk_test_51RingwellFakeKey0000000000"

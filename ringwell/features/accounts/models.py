@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ringwell.storage.base import Base, new_id, utcnow
 
-__all__ = ["Organization", "SipCredential", "User"]
+__all__ = ["OrgKind", "Organization", "SipCredential", "User"]
+
+
+class OrgKind(StrEnum):
+    CUSTOMER = "customer"
+    OPERATOR = "operator"  # the company running Ringwell: its users hold the staff roles
 
 
 class Organization(Base):
@@ -19,6 +25,9 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     country: Mapped[str] = mapped_column(String(2), default="US", server_default="US")  # ISO 3166-1 alpha-2
     currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")  # ISO 4217; one per org
+    kind: Mapped[str] = mapped_column(String(16), default=OrgKind.CUSTOMER.value, server_default="customer")
+    low_balance_minor: Mapped[int | None] = mapped_column(BigInteger)  # balance.low fires below this
+    low_balance_alerted_at: Mapped[datetime | None]  # set when fired; cleared when the balance recovers
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -34,6 +43,18 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320))
     extension: Mapped[str] = mapped_column(String(32))
     ring_timeout: Mapped[int] = mapped_column(default=30, server_default="30")  # seconds before "no answer"
+    # Portal login (issue 5). A user created for a phone only has no password and cannot log in.
+    name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")  # auth.permissions.Role
+    # Set (lower-cased email) only for users who can log in: unique on the server, so an email
+    # names one login even when the person has phones in several orgs.
+    login_email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # Argon2id, PHC string
+    email_verified_at: Mapped[datetime | None]
+    mfa_secret: Mapped[str | None] = mapped_column(String(255))  # TOTP secret, sealed (AES-GCM)
+    mfa_enabled_at: Mapped[datetime | None]
+    phone: Mapped[str | None] = mapped_column(String(32))  # contact number (E.164), for change notices
+    disabled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -30,6 +30,7 @@ class InsufficientCredit(DomainError):
     """The available credit (balance minus reservations) does not cover an amount."""
 
     error_id = "insufficient_credit"
+    status = 402
 
 
 class PaymentsNotConfigured(Invalid):
@@ -48,3 +49,4 @@ class PaymentProviderError(DomainError):
     """The payment provider refused a request or could not be reached (HTTP 502; it retries webhooks)."""
 
     error_id = "payment_provider_error"
+    status = 502

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -10,7 +11,9 @@ from ringwell.errors import DomainError
 from ringwell.features.billing.errors import InvalidWebhook, PaymentProviderError
 from ringwell.features.billing.payments import PaymentProvider
 
-__all__ = ["MAX_WEBHOOK_BYTES", "stripe_routes"]
+__all__ = ["MAX_WEBHOOK_BYTES", "router", "stripe_routes"]
+
+router = APIRouter()  # /api/v1 billing routes (balance, ledger, top-ups) — being written (issue 5)
 
 MAX_WEBHOOK_BYTES = 512 * 1024  # Stripe events are a few kB; refuse to buffer more than this
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ringwell.storage.base import Base, new_id
@@ -52,6 +52,8 @@ class CallRecord(Base):
     """One call attempt. Durations in seconds; times in UTC."""
 
     __tablename__ = "call_records"
+    # The call history: one org's calls newest first, paged by (started_at, id) keyset.
+    __table_args__ = (Index("ix_call_records_org_started", "org_id", "started_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)

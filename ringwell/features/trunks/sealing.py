@@ -21,8 +21,9 @@ _LABEL = b"ringwell trunk passwords v1"
 
 
 class Sealer:
-    def __init__(self, secret_key: str) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_LABEL).derive(secret_key.encode())
+    def __init__(self, secret_key: str, label: bytes = _LABEL) -> None:
+        """``label`` separates purposes: each gets its own key from the same secret."""
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(secret_key.encode())
         self._aead = AESGCM(key)
 
     def seal(self, plaintext: str, context: str) -> str:

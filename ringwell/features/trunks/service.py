@@ -257,6 +257,10 @@ class TrunkDirectory:
     async def _reload(self) -> None:
         await self.load()
 
+    @property
+    def service(self) -> TrunksService:
+        return self._service
+
     def cached(self) -> list[TrunkRoute]:
         return self._routes
 

@@ -1,0 +1,1 @@
+"""Audit events: who signed in, changed or (as staff) read what. Append-only."""

@@ -1,0 +1,1 @@
+"""Authentication and authorization: portal logins, sessions, MFA, API keys, permissions."""

@@ -1,0 +1,1 @@
+"""Webhooks: signed HTTP callbacks to an org's endpoints, retried, logged, replayable."""

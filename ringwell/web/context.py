@@ -1,0 +1,45 @@
+"""The typed dependency object the HTTP side is built from (one per server, on ``app.state``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from ringwell.features.accounts.service import AccountsService
+from ringwell.features.audit.service import AuditLog
+from ringwell.features.auth.tokens import ApiKeys, SessionStore
+from ringwell.features.billing.service import LedgerService
+from ringwell.features.numbers.service import NumbersService
+from ringwell.features.rating.service import RatingService
+from ringwell.features.trunks.service import TrunksService
+from ringwell.pbx.registrar import Registrar
+from ringwell.settings import Settings
+
+if TYPE_CHECKING:
+    from ringwell.features.auth.service import AuthService
+    from ringwell.features.billing.payments import StripeProvider
+    from ringwell.features.webhooks.service import WebhooksService
+    from ringwell.mail import Mailer
+
+__all__ = ["WebServices"]
+
+
+@dataclass(slots=True)
+class WebServices:
+    settings: Settings
+    sessions: async_sessionmaker[Any]
+    accounts: AccountsService
+    ledger: LedgerService
+    numbers: NumbersService
+    rating: RatingService
+    trunks: TrunksService
+    registrar: Registrar
+    audit: AuditLog
+    web_sessions: SessionStore
+    api_keys: ApiKeys
+    auth: AuthService
+    mailer: Mailer
+    webhooks: WebhooksService
+    payments: StripeProvider | None = None

@@ -1,0 +1,2 @@
+// Ringwell portal: small progressive enhancements only; every page works without this file.
+"use strict";
