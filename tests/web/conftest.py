@@ -134,9 +134,16 @@ class WebEnv:
 
 
 @pytest.fixture
-async def web(db_url, tmp_path) -> AsyncIterator[WebEnv]:
+def web_settings() -> dict[str, object]:
+    """Settings for the ``web`` fixture's server; override in a test module (e.g. SMTP to aiosmtpd)."""
+    return {}
+
+
+@pytest.fixture
+async def web(db_url, tmp_path, web_settings) -> AsyncIterator[WebEnv]:
+    values: dict[str, object] = {"bind": "127.0.0.1", "http_port": 8080, **web_settings}
     settings = Settings(data_dir=tmp_path / "data", secret_key=secrets.token_urlsafe(32), database_url=db_url,
-                        bind="127.0.0.1", http_port=8080)
+                        **values)  # type: ignore[arg-type]
     settings.data_dir.mkdir()
     server = RingwellServer(settings)
     env = WebEnv(server)
