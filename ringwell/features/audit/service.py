@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ringwell.features.audit.models import AuditEvent
@@ -64,14 +64,16 @@ class AuditLog:
         async with self._sessions() as own, own.begin():
             own.add(row)
 
-    async def events(self, org_id: str | None, *, limit: int = 100, before: datetime | None = None,
+    async def events(self, org_id: str | None, *, limit: int = 100, before: tuple[datetime, str] | None = None,
                      action: str | None = None) -> list[AuditEvent]:
-        """Newest first; ``org_id`` None: every org's (operator auditors)."""
+        """Newest first, keyset-paged: ``before`` is the (at, id) of the last event of the previous
+        page. ``org_id`` None: every org's (operator auditors)."""
         query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
         if org_id is not None:
             query = query.where(AuditEvent.org_id == org_id)
         if before is not None:
-            query = query.where(AuditEvent.at < before)
+            at, event_id = before
+            query = query.where(or_(AuditEvent.at < at, and_(AuditEvent.at == at, AuditEvent.id < event_id)))
         if action is not None:
             query = query.where(AuditEvent.action == action)
         async with self._sessions() as session:
