@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import json
 import logging
+import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -21,7 +22,10 @@ from typing import Any, TypeVar
 
 from ringwell import __version__
 from ringwell.errors import ConfigError, DomainError
+from ringwell.features.accounts.models import User
 from ringwell.features.accounts.service import AccountsService, UserSpec
+from ringwell.features.auth.passwords import hash_password
+from ringwell.features.auth.permissions import Role
 from ringwell.features.cdr import service as cdr
 from ringwell.features.registrations import repository as registrations
 from ringwell.features.trunks.service import TrunkSpec, TrunksService
@@ -84,23 +88,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_setup_demo(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
-    async def action(accounts: AccountsService, _sessions: Any) -> list[tuple[str, str, str | None]]:
+    async def action(accounts: AccountsService, sessions: Any) -> tuple[list[tuple[str, str, str | None]],
+                                                                         str | None]:
         existing = {org.name for org in await accounts.orgs()}
         if DEMO_ORG in existing:
-            return [(user.extension, username, None) for user, username in await accounts.users(DEMO_ORG)]
+            return [(user.extension, username, None) for user, username in await accounts.users(DEMO_ORG)], None
         await accounts.create_org(DEMO_ORG)
         created = await accounts.create_users(
             DEMO_ORG, [UserSpec(email, ext, f"demo{ext}") for ext, email in DEMO_USERS]
         )
-        return [(new.user.extension, new.sip_username, new.sip_password) for new in created]
+        # The first demo user owns the org and can log in to the portal with a generated password.
+        login_password = secrets.token_urlsafe(12)
+        async with sessions() as session, session.begin():
+            owner = await session.get(User, created[0].user.id)
+            assert owner is not None
+            owner.role = Role.OWNER.value
+            owner.login_email = owner.email
+            owner.password_hash = hash_password(login_password)
+            owner.email_verified_at = datetime.now(UTC)
+        return [(new.user.extension, new.sip_username, new.sip_password) for new in created], login_password
 
-    users = _run(_Admin(settings)(action))
+    users, login_password = _run(_Admin(settings)(action))
     host = settings.advertised_host
     print(f"Ringwell {__version__} — data in {settings.data_dir}")
     print(f"SIP server: {host} port {settings.sip_port} (UDP/TCP), TLS port {settings.tls_port}; "
           f"realm {settings.sip_realm}")
-    print(f"HTTP: http://{host}:{settings.http_port}/healthz")
+    print(f"Portal: {settings.portal_url}/  (sign up a new organization at {settings.portal_url}/signup)")
+    print(f"API: {settings.portal_url}/api/v1/docs  health: {settings.portal_url}/healthz")
     print(f"Demo organization {DEMO_ORG!r}:")
+    if login_password:
+        print(f"  portal login {DEMO_USERS[0][1]}  password {login_password}  (owner; shown once)")
+    else:
+        print(f"  portal login {DEMO_USERS[0][1]}  (password set at first run; forgot it? use "
+              f"{settings.portal_url}/password/forgot — emails go to {settings.data_dir / 'outbox'})")
     for extension, username, password in users:
         shown = password if password else "(set at first run; new one: ringwell admin set-sip-password "
         if not password:
@@ -162,6 +182,26 @@ def cmd_set_ring_timeout(args: argparse.Namespace) -> int:
 
     _run(_Admin(_settings(args))(action))
     print(f"extension {args.extension} rings for {args.seconds} s")
+    return 0
+
+
+def cmd_create_staff(args: argparse.Namespace) -> int:
+    """An operator staff login (the operator organization is created on first use); prints a set-password link."""
+    from ringwell.features.audit.service import AuditLog  # noqa: PLC0415 - keeps other commands light
+    from ringwell.features.auth.service import AuthService  # noqa: PLC0415
+    from ringwell.features.auth.tokens import SessionStore  # noqa: PLC0415
+    from ringwell.mail import mailer_from  # noqa: PLC0415
+
+    settings = _settings(args)
+
+    async def action(accounts: AccountsService, sessions: Any) -> Any:
+        auth = AuthService(sessions, accounts=accounts, web_sessions=SessionStore(sessions), audit=AuditLog(sessions),
+                           mailer=mailer_from(settings), settings=settings)
+        return await auth.create_staff(args.email, args.role, args.name, args.org_name)
+
+    staff = _run(_Admin(settings)(action))
+    print(f"staff user {staff.user_id} ({staff.email}, role {staff.role}) in the operator organization {staff.org_id}")
+    print(f"set-password link (shown once, valid 72 hours): {staff.link}")
     return 0
 
 
@@ -1066,6 +1106,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--extension", required=True)
     p.add_argument("--seconds", type=int, required=True)
     p.set_defaults(func=cmd_set_ring_timeout)
+    p = admin.add_parser("create-staff", parents=[common], help="give someone a login to the operator console "
+                         "(creates the operator organization on first use); prints a set-password link")
+    p.add_argument("--email", required=True)
+    p.add_argument("--role", required=True, choices=("owner", "admin", "support", "billing", "privacy", "auditor"))
+    p.add_argument("--name", help="the person's name")
+    p.add_argument("--org-name", default="Operator", help="name of the operator organization, if it is created")
+    p.set_defaults(func=cmd_create_staff)
     p = admin.add_parser("registrations", parents=[common], help="list current registrations")
     p.add_argument("--org")
     p.add_argument("--json", action="store_true")

@@ -3,6 +3,11 @@
 ``mailer_from(settings)`` picks the transport: SMTP when ``smtp_host`` is set, otherwise an
 outbox directory of ``.eml`` files under the data directory (a fresh install sends nothing
 anywhere; the log says where the message went).
+
+SMTP goes through the standard library's ``smtplib`` on a worker thread (it blocks), with TLS
+(implicit, or STARTTLS) whose certificate is always verified — against the system's CAs, or
+``smtp_ca_file`` for a private relay — and a timeout on every step. A failure is raised as
+:class:`MailError`; callers decide whether the request that wanted the mail fails with it.
 """
 
 from __future__ import annotations
@@ -10,21 +15,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import smtplib
+import ssl
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Protocol
 
+from ringwell.errors import RingwellError
 from ringwell.settings import Settings
 
-__all__ = ["Mailer", "OutboxMailer", "compose", "mailer_from"]
+__all__ = ["MailError", "Mailer", "OutboxMailer", "SmtpMailer", "compose", "mailer_from"]
 
 log = logging.getLogger(__name__)
 
 
+class MailError(RingwellError):
+    """A message could not be handed to the mail server (connection, TLS, login or refusal)."""
+
+
 class Mailer(Protocol):
-    async def send(self, to: str, subject: str, body: str) -> None: ...
+    async def send(self, to: str, subject: str, body: str) -> None:
+        """Deliver one plain-text message to ``to`` (raises :class:`MailError` when it cannot)."""
+        ...
 
 
 def compose(sender: str, to: str, subject: str, body: str) -> EmailMessage:
@@ -55,9 +69,63 @@ class OutboxMailer:
             path.touch(mode=0o600)
             path.write_bytes(bytes(message))
 
-        await asyncio.to_thread(write)
+        try:
+            await asyncio.to_thread(write)
+        except OSError as exc:
+            raise MailError(f"cannot write to the outbox {self.directory}: {exc}") from exc
         log.info("email %r written to %s (no smtp_host configured)", subject, path)
 
 
+class SmtpMailer:
+    """Hands each message to an SMTP server: ``security`` is ``starttls``, ``tls`` (implicit) or ``none``."""
+
+    def __init__(self, host: str, port: int, sender: str, *, security: str = "starttls", username: str = "",
+                 password: str = "", ca_file: str = "", timeout: float = 30.0) -> None:
+        if security not in ("starttls", "tls", "none"):
+            raise ValueError(f"unknown SMTP security {security!r}")
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.security = security
+        self.timeout = timeout
+        self._username = username
+        self._password = password
+        self._ca_file = ca_file
+
+    def _tls(self) -> ssl.SSLContext:
+        # Hostname and chain checked (create_default_context); a private relay's CA via ca_file.
+        context = ssl.create_default_context(cafile=self._ca_file or None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+    def _deliver(self, message: EmailMessage) -> None:
+        client: smtplib.SMTP
+        if self.security == "tls":
+            client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self._tls())
+        else:
+            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        with client:
+            if self.security == "starttls":
+                client.starttls(context=self._tls())  # refuses (SMTPNotSupportedError) if not offered
+            if self._username:
+                client.login(self._username, self._password)
+            client.send_message(message)
+
+    async def send(self, to: str, subject: str, body: str) -> None:
+        message = compose(self.sender, to, subject, body)
+        try:
+            await asyncio.to_thread(self._deliver, message)
+        except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError and timeouts are OSErrors
+            log.warning("email %r to the SMTP server %s:%d failed: %s", subject, self.host, self.port, exc)
+            raise MailError(f"the mail server {self.host}:{self.port} did not take the message: {exc}") from exc
+        log.info("email %r handed to %s:%d", subject, self.host, self.port)
+
+
 def mailer_from(settings: Settings) -> Mailer:
+    """SMTP when ``smtp_host`` is set, else the outbox directory."""
+    if settings.smtp_host:
+        return SmtpMailer(settings.smtp_host, settings.smtp_port, settings.mail_from,
+                          security=settings.smtp_security, username=settings.smtp_username,
+                          password=settings.smtp_password, ca_file=settings.smtp_ca_file,
+                          timeout=settings.smtp_timeout)
     return OutboxMailer(settings.data_dir / "outbox", settings.mail_from)

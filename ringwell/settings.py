@@ -75,11 +75,16 @@ class Settings:
     smtp_security: str = "starttls"  # starttls | tls | none
     smtp_username: str = ""
     smtp_password: str = field(default="", repr=False)
+    smtp_ca_file: str = ""  # PEM file of CAs the SMTP server's certificate is checked against; empty: the system's
+    smtp_timeout: float = 30.0  # seconds for each step of talking to the SMTP server
     mail_from: str = "Ringwell <ringwell@localhost>"
     # Webhooks: retried with exponential back-off for this long, then the endpoint is disabled.
     webhook_retry_window: int = 86400  # seconds
     webhook_first_retry: float = 10.0  # seconds before the first retry (then doubling, capped at an hour)
     webhook_timeout: float = 10.0  # seconds for the receiver to answer
+    # Endpoint URLs whose host resolves to a loopback, private, link-local or otherwise non-public
+    # address are refused (the server must not be a way into its own network) unless this is true.
+    webhook_allow_private: bool = False
 
     @property
     def effective_database_url(self) -> str:
@@ -184,10 +189,23 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError("stripe_api_base", "must be an http(s) URL")
     if values.get("smtp_security", "starttls") not in ("starttls", "tls", "none"):
         raise ConfigError("smtp_security", "one of starttls, tls, none")
+    if values.get("smtp_ca_file") and not Path(values["smtp_ca_file"]).is_file():
+        raise ConfigError("smtp_ca_file", f"no such file: {values['smtp_ca_file']}")
+    if not 1 <= values.get("smtp_timeout", 30.0) <= 300:
+        raise ConfigError("smtp_timeout", "must be 1-300 seconds")
+    if (values.get("smtp_username") and values.get("smtp_security") == "none"
+            and values.get("smtp_host", "") not in ("localhost", "127.0.0.1", "::1")):
+        raise ConfigError("smtp_security", "none would send smtp_password in clear: use starttls or tls")
     if values.get("public_url", "") and not values["public_url"].startswith(("https://", "http://")):
         raise ConfigError("public_url", "must be an http(s) URL")
     if values.get("session_hours", 12) < 1 or values.get("session_idle_minutes", 120) < 1:
         raise ConfigError("session_hours", "session_hours and session_idle_minutes must be at least 1")
+    if not 0 < values.get("webhook_first_retry", 10.0) <= 3600:
+        raise ConfigError("webhook_first_retry", "must be more than 0 and at most 3600 seconds")
+    if not 0 < values.get("webhook_timeout", 10.0) <= 60:
+        raise ConfigError("webhook_timeout", "must be more than 0 and at most 60 seconds")
+    if values.get("webhook_retry_window", 86400) < 1:
+        raise ConfigError("webhook_retry_window", "must be at least 1 second")
     url = values.get("database_url", "")
     if url and not url.startswith(("sqlite", "postgresql")):
         raise ConfigError("database_url", "only sqlite and postgresql URLs are supported")

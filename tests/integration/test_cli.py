@@ -71,6 +71,27 @@ def test_setup_demo_is_idempotent(tmp_path):
     assert (tmp_path / "ringwell.toml").exists()
 
 
+async def test_setup_demo_prints_a_portal_login_that_works(tmp_path):
+    import re
+
+    from ringwell.server import RingwellServer
+    from ringwell.settings import load_settings
+
+    printed = run(tmp_path, "setup-demo").stdout
+    match = re.search(r"portal login (\S+)  password (\S+)", printed)
+    assert match, printed
+    email, password = match.groups()
+    server = RingwellServer(load_settings(tmp_path, env={}))
+    try:
+        result = await server.web.auth.login(email, password, "127.0.0.1", "pytest")
+        assert result.token and not result.mfa_pending
+        identity = await server.web.web_sessions.resolve(result.token)
+        assert identity is not None and identity.role == "owner" and "billing.topup" in identity.permissions
+    finally:
+        await server.engine.dispose()
+    assert password not in run(tmp_path, "setup-demo").stdout  # shown once
+
+
 def test_config_error_exit_code(tmp_path):
     result = subprocess.run([*RINGWELL, "admin", "registrations", "--data-dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=60, env={"RINGWELL_SIP_PORT": "x", "PATH": ""})

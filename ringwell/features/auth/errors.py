@@ -5,17 +5,22 @@ from __future__ import annotations
 from ringwell.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 
 __all__ = [
+    "AccountDisabled",
     "ApiKeyNotFound",
     "BadCredentials",
     "EmailNotVerified",
     "FreshLoginRequired",
     "InvalidAuthData",
+    "InvalidCursor",
     "InvalidScopes",
     "InvalidToken",
+    "LoginExists",
     "LoginRequired",
     "MfaAlreadyEnabled",
+    "MfaNotEnabled",
     "MfaRequired",
     "PermissionDenied",
+    "SignupClosed",
 ]
 
 
@@ -55,6 +60,10 @@ class InvalidAuthData(Invalid):
     error_id = "invalid_auth_data"
 
 
+class InvalidCursor(Invalid):
+    error_id = "invalid_cursor"
+
+
 class InvalidScopes(Invalid):
     error_id = "invalid_scopes"
 
@@ -65,3 +74,23 @@ class MfaAlreadyEnabled(Conflict):
 
 class ApiKeyNotFound(NotFound):
     error_id = "api_key_not_found"
+
+
+class AccountDisabled(Forbidden):
+    """The password was right, but the account was disabled by its organization."""
+
+    error_id = "account_disabled"
+
+
+class SignupClosed(Forbidden):
+    error_id = "signup_closed"
+
+
+class LoginExists(Conflict):
+    """An invited user's email already logs in (as someone else) on this server."""
+
+    error_id = "login_exists"
+
+
+class MfaNotEnabled(Conflict):
+    error_id = "mfa_not_enabled"
