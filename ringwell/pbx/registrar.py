@@ -124,6 +124,17 @@ class Registrar:
             if not table:
                 del self._bindings[credential_id]
 
+    def forget(self, credential_id: str) -> int:
+        """Drop every binding of a credential that was deleted or got a new password: its devices
+        must register again (with the new password). Unsaved changes of it become deletions, so
+        the store never writes a binding for a credential that is gone. Returns how many."""
+        table = self._bindings.pop(credential_id, {})
+        for key in list(table):
+            self.dirty[(credential_id, key)] = None
+        for pending in [k for k in self.dirty if k[0] == credential_id]:
+            self.dirty[pending] = None
+        return len(table)
+
     def sweep(self, now: float) -> list[Binding]:
         """Remove expired bindings; returns them."""
         removed: list[Binding] = []

@@ -39,6 +39,7 @@ def _doc(description: str) -> dict[str, Any]:
 
 # Declared on every API router so the OpenAPI document tells clients (and schemathesis) the truth.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _doc("The body could not be read (not JSON, or not UTF-8)"),
     401: _doc("Not logged in, or no valid API key"),
     403: _doc("Your role or API key lacks the permission (or the CSRF token is missing)"),
     404: _doc("Not found (also: belongs to another organization)"),

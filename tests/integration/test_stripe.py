@@ -251,3 +251,167 @@ async def test_a_webhook_straight_to_the_provider_raises_invalid_webhook(provide
     body = b'{"id": "evt_1", "object": "event"}'
     with pytest.raises(InvalidWebhook):
         await provider.handle_webhook(body, sign(body, "whsec_wrong"))
+
+
+# -- Checkout Sessions (the portal's top-ups) --------------------------------------------------------------
+SUCCESS_URL = "https://portal.example/billing/top-up/done?session_id={CHECKOUT_SESSION_ID}"
+CANCEL_URL = "https://portal.example/billing/top-up/cancelled"
+
+
+async def checkout(provider, org_id, amount=2500, email=None):
+    return await provider.create_checkout(org_id, amount, "USD", SUCCESS_URL, CANCEL_URL, email)
+
+
+async def test_a_checkout_top_up_creates_a_checkout_session_and_a_pending_payment(provider, sessions, ledger, acme,
+                                                                                fake):
+    started = await checkout(provider, acme, 2500, "owner@acme.example")
+    assert started.id.startswith("cs_test_") and started.url.startswith(f"{fake.url}/c/pay/{started.id}")
+    assert (started.status, started.payment_status) == ("open", "unpaid") and started.expires_at is not None
+    row = await payment(sessions, started.id)
+    assert (row.id, row.org_id, row.amount_minor, row.currency, row.status) == (started.payment_id, acme, 2500, "USD",
+                                                                                "pending")
+    request = fake.requests[-1]
+    assert (request["method"], request["path"]) == ("POST", "/v1/checkout/sessions")
+    metadata = {"ringwell_org_id": acme, "ringwell_payment_id": row.id}
+    assert request["form"] == {
+        "mode": "payment",
+        "line_items": [{"price_data": {"currency": "usd", "unit_amount": "2500",
+                                       "product_data": {"name": "Ringwell prepaid credit"}}, "quantity": "1"}],
+        "success_url": SUCCESS_URL, "cancel_url": CANCEL_URL, "client_reference_id": row.id,
+        "customer_email": "owner@acme.example", "metadata": metadata,
+        "payment_intent_data": {"description": "Ringwell credit top-up", "metadata": metadata},
+    }
+    assert request["headers"]["idempotency-key"] == f"ringwell-checkout-{row.id}"
+    session = fake.session(started.id)
+    assert (session["object"], session["amount_total"], session["currency"], session["payment_intent"]) == (
+        "checkout.session", 2500, "usd", None)  # Checkout creates the PaymentIntent only when the customer pays
+    assert fake.return_url(started.id) == SUCCESS_URL.replace("{CHECKOUT_SESSION_ID}", started.id)
+    assert await ledger.balance(acme) == Balance("USD", 0, 0, 0)
+
+
+async def test_a_paid_checkout_is_credited_once_whatever_events_arrive_in_whatever_order(provider, http, sessions,
+                                                                                       ledger, acme, fake):
+    started = await checkout(provider, acme, 2500)
+    events = fake.complete_checkout(started.id, CARD, 11, 2033)
+    intent_id = fake.session(started.id)["payment_intent"]
+    intent = fake.intent(intent_id)
+    assert intent["metadata"] == {"ringwell_org_id": acme, "ringwell_payment_id": started.payment_id}
+    assert [e["type"] for e in events] == ["payment_intent.created", "charge.succeeded", "payment_intent.succeeded",
+                                           "checkout.session.completed"]
+    outcomes = []
+    for event in [*reversed(events), *events]:  # Stripe guarantees no order, and delivers at least once
+        body = json.dumps(event).encode()
+        outcomes.append(await provider.handle_webhook(body, sign(body, WEBHOOK_SECRET)))
+    assert [o.action for o in outcomes].count(WebhookAction.CREDITED) == 1
+    assert outcomes[0].type == "checkout.session.completed" and outcomes[0].action == WebhookAction.CREDITED
+    assert await ledger.balance(acme) == Balance("USD", 2500, 0, 2500)
+    entries = await ledger.entries(acme)
+    assert [(e.kind, e.amount_minor, e.reference) for e in entries] == [("top_up", 2500, intent_id)]
+    row = await payment(sessions, started.id)
+    assert (row.status, row.transaction_id, row.card_brand, row.card_last4, row.card_exp_month, row.card_exp_year) == (
+        "succeeded", entries[0].id, "visa", "4242", 11, 2033)
+    # Through the HTTP route too: a new delivery of each event is acknowledged and changes nothing.
+    for event in events:
+        assert (await deliver(http, event)).json() == {"received": True}
+    assert await ledger.balance(acme) == Balance("USD", 2500, 0, 2500)
+    assert (await ledger.verify(acme)).ok
+
+
+@pytest.mark.parametrize("only", ["checkout.session.completed", "payment_intent.succeeded"])
+async def test_either_event_alone_credits_a_checkout(provider, http, sessions, ledger, acme, fake, only):
+    """An endpoint may be subscribed to the Checkout events only, or to the PaymentIntent ones only."""
+    started = await checkout(provider, acme, 1234)
+    event = next(e for e in fake.complete_checkout(started.id, "5555555555554444", 3, 2031) if e["type"] == only)
+    assert (await deliver(http, event)).status_code == 200
+    assert await ledger.balance(acme) == Balance("USD", 1234, 0, 1234)
+    row = await payment(sessions, started.id)
+    assert (row.status, row.card_brand, row.card_last4) == ("succeeded", "mastercard", "4444")
+
+
+async def test_a_delayed_payment_is_credited_when_it_succeeds_and_a_decline_leaves_the_page_open(provider, http,
+                                                                                               sessions, ledger,
+                                                                                               acme, fake):
+    started = await checkout(provider, acme, 1500)
+    with pytest.raises(Exception, match="declined"):
+        fake.complete_checkout(started.id, "4000000000000002")
+    intent_id = fake.session(started.id)["payment_intent"]
+    failed = await deliver(http, fake.event("payment_intent.payment_failed", intent_id))
+    assert failed.status_code == 200
+    # The customer is still on Stripe's page and may try another card: the payment stays pending.
+    assert (await payment(sessions, started.id)).status == "pending"
+    events = fake.complete_checkout(started.id, CARD)
+    assert fake.session(started.id)["payment_intent"] == intent_id  # the same PaymentIntent, paid this time
+    completed = next(e for e in events if e["type"] == "checkout.session.completed")
+    unpaid = json.loads(json.dumps(completed))  # as Stripe sends it for a bank debit that has not cleared yet
+    unpaid["data"]["object"]["payment_status"] = "unpaid"
+    body = json.dumps(unpaid).encode()
+    assert (await provider.handle_webhook(body, sign(body, WEBHOOK_SECRET))).action == WebhookAction.IGNORED
+    assert await ledger.balance(acme) == Balance("USD", 0, 0, 0)
+    cleared = fake.event("checkout.session.async_payment_succeeded", started.id)
+    body = json.dumps(cleared).encode()
+    assert (await provider.handle_webhook(body, sign(body, WEBHOOK_SECRET))).action == WebhookAction.CREDITED
+    assert await ledger.balance(acme) == Balance("USD", 1500, 0, 1500)
+
+
+async def test_an_expired_checkout_is_marked_failed_and_credits_nothing(provider, http, sessions, ledger, acme, fake):
+    started = await checkout(provider, acme, 2000)
+    expired = fake.expire_checkout(started.id)
+    assert (await deliver(http, expired)).status_code == 200
+    assert (await payment(sessions, started.id)).status == "failed"
+    status = await provider.checkout_status(acme, started.id)
+    assert status is not None and status.status == "failed" and status.stripe_status is None  # ours is final
+    assert await ledger.balance(acme) == Balance("USD", 0, 0, 0)
+
+
+async def test_a_payment_intent_naming_a_payment_it_does_not_pay_is_ignored(provider, http, sessions, ledger, acme,
+                                                                           fake):
+    other = (await AccountsService(sessions, "ringwell").create_org("Other")).id
+    started = await checkout(provider, acme, 2500)
+    old_style = await provider.create_top_up(acme, 700)
+    old_row = await payment(sessions, old_style.id)
+    client = stripe.StripeClient(API_KEY, base_addresses={"api": fake.url})
+    for metadata in ({"ringwell_org_id": other, "ringwell_payment_id": started.payment_id},  # not Other's payment
+                     {"ringwell_org_id": acme, "ringwell_payment_id": old_row.id},  # paid by its own intent only
+                     {"ringwell_org_id": acme, "ringwell_payment_id": "x" * 300}):
+        foreign = client.v1.payment_intents.create({"amount": 2500, "currency": "usd", "metadata": metadata})
+        fake.confirm(foreign.id, CARD)
+        assert (await deliver(http, fake.event("payment_intent.succeeded", foreign.id))).status_code == 200
+    assert await ledger.balance(acme) == Balance("USD", 0, 0, 0)
+    assert await ledger.balance(other) == Balance("USD", 0, 0, 0)
+    assert (await payment(sessions, started.id)).status == "pending"
+
+
+async def test_checkout_status_shows_stripes_view_and_only_to_the_org(provider, sessions, ledger, acme, fake):
+    other = (await AccountsService(sessions, "ringwell").create_org("Other")).id
+    started = await checkout(provider, acme, 2500)
+    status = await provider.checkout_status(acme, started.id)
+    assert status is not None and (status.status, status.stripe_status, status.stripe_payment_status) == (
+        "pending", "open", "unpaid")
+    assert await provider.checkout_status(other, started.id) is None
+    assert await provider.checkout_status(acme, "cs_test_nosuchsession") is None
+    assert await provider.checkout_status(acme, "pi_not_a_session") is None
+    fake.complete_checkout(started.id, CARD)
+    status = await provider.checkout_status(acme, started.id)
+    assert (status.status, status.stripe_status, status.stripe_payment_status) == ("pending", "complete", "paid")
+    assert await ledger.balance(acme) == Balance("USD", 0, 0, 0)  # asking is not crediting
+
+
+async def test_checkout_errors_store_nothing(provider, sessions, acme, fake):
+    with pytest.raises(PaymentProviderError, match="minimum charge amount"):
+        await checkout(provider, acme, 10)
+    with pytest.raises(InvalidBillingData):
+        await provider.create_checkout(acme, 1000, "EUR", SUCCESS_URL, CANCEL_URL)
+    for success, cancel in (("javascript:alert(1)", CANCEL_URL), (SUCCESS_URL, "/relative"),
+                            ("https://x.example/" + "a" * 2000, CANCEL_URL)):
+        with pytest.raises(InvalidBillingData):
+            await provider.create_checkout(acme, 1000, None, success, cancel)
+    assert [r["path"] for r in fake.requests] == ["/v1/checkout/sessions"]  # only the one Stripe refused
+    async with sessions() as session:
+        assert (await session.execute(select(Payment))).scalars().all() == []
+
+
+def test_the_checkout_origin_is_stripes_or_the_configured_api_hosts(sessions, ledger, fake):
+    real = StripeProvider(sessions, ledger, api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
+    assert real.checkout_origin == "https://checkout.stripe.com"
+    assert StripeProvider(sessions, ledger, api_key=API_KEY, webhook_secret=WEBHOOK_SECRET,
+                          api_base=fake.url + "/").checkout_origin == fake.url

@@ -14,6 +14,16 @@ real ``stripe`` library talks to it (``StripeClient(base_addresses={"api": fake.
   ``expand[0]=latest_charge``) the Charge object replaces its id.
 - ``POST /v1/payment_intents/{id}/confirm`` with one of Stripe's test PaymentMethods
   (``pm_card_visa``, ``pm_card_mastercard``, ``pm_card_chargeDeclined``).
+- ``POST /v1/checkout/sessions`` — ``mode=payment`` with inline prices
+  (``line_items[0][price_data][currency|unit_amount|product_data][name]``, ``line_items[0][quantity]``),
+  ``success_url``, ``cancel_url``, ``client_reference_id``, ``customer_email``, ``metadata[k]`` and
+  ``payment_intent_data[description|metadata][k]``; idempotency as above. Returns a Checkout
+  Session object (``id`` "cs_test_...", ``object`` "checkout.session", ``status`` "open",
+  ``payment_status`` "unpaid", ``payment_intent`` null — since API version 2022-08-01 Checkout
+  creates the PaymentIntent only when the customer pays —, ``amount_total``, ``url`` of the hosted
+  page, ``expires_at`` 24 h on, ...). The hosted page is served by this fake at ``/c/pay/{id}``
+  (Stripe serves it at https://checkout.stripe.com/c/pay/{id}).
+- ``GET /v1/checkout/sessions/{id}`` — with ``expand[]=payment_intent`` the PaymentIntent replaces its id.
 - Errors in Stripe's shape: ``{"error": {"type", "code", "message", "param", "doc_url", ...}}``
   with 400/401/402/404 as Stripe answers them.
 
@@ -22,6 +32,13 @@ collecting a card in the customer's browser (the card number stays inside the fa
 stays inside Stripe: only brand, last4, expiry and a fingerprint come back), and
 ``event(type, intent_id)`` + ``sign(payload, secret)`` build a webhook delivery as Stripe
 sends it (``Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<payload>")>``).
+``complete_checkout(session_id, card_number, ...)`` plays the customer paying on the hosted
+Checkout page: the PaymentIntent is created with the session's ``payment_intent_data`` (its
+metadata copied), confirmed as ``confirm`` does, and the session becomes ``complete``/``paid``;
+it returns the events Stripe then sends (``payment_intent.created``, ``charge.succeeded``,
+``payment_intent.succeeded``, ``checkout.session.completed``); ``signed(event, secret)`` gives a
+delivery's body and headers, ``return_url(session_id)`` where Stripe sends the browser back, and
+``expire_checkout(session_id)`` the ``checkout.session.expired`` event of an abandoned session.
 """
 
 from __future__ import annotations
@@ -52,6 +69,7 @@ DECLINED = {"4000000000000002"}
 # Minimum charge amounts (docs.stripe.com/currencies#minimum-and-maximum-charge-amounts), smallest unit.
 MINIMUMS = {"usd": 50, "eur": 50, "gbp": 30, "jpy": 50, "chf": 50, "cad": 50, "aud": 50}
 MAXIMUM = 99_999_999
+CHECKOUT_LIFETIME = 24 * 3600  # a Checkout Session expires 24 h after creation by default
 
 
 def _id(prefix: str) -> str:
@@ -81,21 +99,34 @@ class StripeHTTPError(Exception):
 
 
 def _nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """Form keys as Stripe reads them: ``a[b]=1`` → {"a": {"b": "1"}}, ``a[0]=x`` or ``a[]=x`` → {"a": ["x"]}.
-
-    One level deep: what the adapter sends (metadata, automatic_payment_methods, expand).
-    """
-    out: dict[str, Any] = {}
+    """Form keys as Stripe reads them, at any depth: ``a[b]=1`` → {"a": {"b": "1"}}, ``a[0]=x`` or
+    ``a[]=x`` → {"a": ["x"]}, ``line_items[0][price_data][currency]=usd`` →
+    {"line_items": [{"price_data": {"currency": "usd"}}]}."""
+    root: dict[str, Any] = {}
     for key, value in pairs:
         name, _, rest = key.partition("[")
-        if not rest:
-            out[name] = value
-            continue
-        inner = rest.rstrip("]")
-        if inner == "" or inner.isdigit():
-            out.setdefault(name, []).append(value)
-        else:
-            out.setdefault(name, {})[inner] = value
+        path = [name, *(rest[:-1].split("][") if rest.endswith("]") else [])]
+        node = root
+        for depth, part in enumerate(path):
+            if part == "":  # a[]: the next index
+                part = str(len(node))
+            if depth == len(path) - 1:
+                node[part] = value
+            else:
+                child = node.setdefault(part, {})
+                if not isinstance(child, dict):
+                    child = node[part] = {}
+                node = child
+    return _listify(root)
+
+
+def _listify(node: Any) -> Any:
+    """Dicts keyed 0, 1, 2 ... (from ``a[0]``, ``a[1]``) become lists, in index order."""
+    if not isinstance(node, dict):
+        return node
+    out = {k: _listify(v) for k, v in node.items()}
+    if out and all(k.isdigit() for k in out):
+        return [out[k] for k in sorted(out, key=int)]
     return out
 
 
@@ -104,6 +135,9 @@ class _State:
     api_key: str
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     charges: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)  # Checkout Sessions
+    intent_data: dict[str, dict[str, Any]] = field(default_factory=dict)  # session id → its payment_intent_data
+    base_url: str = ""
     idempotency: dict[str, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -116,6 +150,7 @@ class FakeStripe:
         self.state = _State(api_key)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
         self._server.daemon_threads = True
+        self.state.base_url = self.url
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-stripe", daemon=True)
 
     @property
@@ -148,11 +183,58 @@ class FakeStripe:
         with self.state.lock:
             return _confirm(self.state, intent_id, card_number, exp_month, exp_year)
 
-    def event(self, type_: str, intent_id: str, *, event_id: str | None = None,
-              expand_charge: bool = False) -> dict[str, Any]:
-        """An Event object (docs.stripe.com/api/events/object) whose ``data.object`` is the intent now."""
+    def session(self, session_id: str) -> dict[str, Any]:
+        """The Checkout Session as ``GET /v1/checkout/sessions/{id}`` returns it."""
         with self.state.lock:
-            obj = _render_intent(self.state, intent_id, expand_charge)
+            return _render_session(self.state, session_id, expand_intent=False)
+
+    def return_url(self, session_id: str) -> str:
+        """Where Checkout sends the browser after the payment: ``success_url``, ``{CHECKOUT_SESSION_ID}`` filled in."""
+        with self.state.lock:
+            return str(self.state.sessions[session_id]["success_url"]).replace("{CHECKOUT_SESSION_ID}", session_id)
+
+    def complete_checkout(self, session_id: str, card_number: str = "4242424242424242", exp_month: int = 12,
+                          exp_year: int = 2034) -> list[dict[str, Any]]:
+        """Pay the session with a test card, as the customer does on the hosted page; the events Stripe sends.
+
+        A declined card raises the 402 ``StripeHTTPError`` (the session stays open and keeps its
+        PaymentIntent, so the customer can try another card, as on Stripe's page).
+        """
+        with self.state.lock:
+            intent_id = _pay_session(self.state, session_id, card_number, exp_month, exp_year)
+            charge_id = self.state.intents[intent_id]["latest_charge"]
+        return [self.event("payment_intent.created", intent_id), self.event("charge.succeeded", charge_id),
+                self.event("payment_intent.succeeded", intent_id),
+                self.event("checkout.session.completed", session_id)]
+
+    def expire_checkout(self, session_id: str) -> dict[str, Any]:
+        """Expire an open session (``POST /v1/checkout/sessions/{id}/expire``, or 24 h passing); its event."""
+        with self.state.lock:
+            found = self.state.sessions.get(session_id)
+            if found is None or found["status"] != "open":
+                raise StripeHTTPError(400, "invalid_request_error", "Only Checkout Sessions with a status of open "
+                                      "can be expired.", "checkout_session_unexpected_state")
+            found.update(status="expired", url=None)
+        return self.event("checkout.session.expired", session_id)
+
+    @staticmethod
+    def signed(event: dict[str, Any], secret: str) -> tuple[bytes, dict[str, str]]:
+        """A webhook delivery of ``event``: the raw JSON body and the headers Stripe sends with it."""
+        body = json.dumps(event, indent=2).encode()
+        return body, {"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": sign(body, secret),
+                      "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)"}
+
+    def event(self, type_: str, object_id: str, *, event_id: str | None = None,
+              expand_charge: bool = False) -> dict[str, Any]:
+        """An Event object (docs.stripe.com/api/events/object) whose ``data.object`` is the object now:
+        a Checkout Session ("cs_..."), a Charge ("ch_...") or a PaymentIntent (any other id)."""
+        with self.state.lock:
+            if object_id.startswith("cs_"):
+                obj = _render_session(self.state, object_id, expand_intent=False)
+            elif object_id.startswith("ch_") and object_id in self.state.charges:
+                obj = json.loads(json.dumps(self.state.charges[object_id]))
+            else:
+                obj = _render_intent(self.state, object_id, expand_charge)
         return {
             "id": event_id or _id("evt_"),
             "object": "event",
@@ -319,6 +401,163 @@ def _confirm(state: _State, intent_id: str, card_number: str, exp_month: int, ex
     return json.loads(json.dumps(intent))
 
 
+def _bad(message: str, code: str, param: str) -> StripeHTTPError:
+    return StripeHTTPError(400, "invalid_request_error", message, code, param)
+
+
+def _integer(value: Any, param: str) -> int:
+    if not isinstance(value, str) or not value.lstrip("-").isdigit():
+        raise _bad(f"Invalid integer: {value}", "parameter_invalid_integer", param)
+    return int(value)
+
+
+def _new_session(form: dict[str, Any], base_url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Checkout Session in ``payment`` mode with inline prices, and its ``payment_intent_data``."""
+    mode = form.get("mode")
+    if mode is None:
+        raise _bad("Missing required param: mode.", "parameter_missing", "mode")
+    if mode != "payment":  # what this fake implements; Stripe also has setup and subscription
+        raise _bad(f"Invalid mode: must be one of payment, setup, or subscription (this fake: payment), not {mode}",
+                   "parameter_invalid", "mode")
+    items = form.get("line_items")
+    if not isinstance(items, list) or not items:
+        raise _bad("You must provide at least one line item.", "parameter_missing", "line_items")
+    currency, total = None, 0
+    for index, item in enumerate(items):
+        where = f"line_items[{index}]"
+        price = item.get("price_data") if isinstance(item, dict) else None
+        if not isinstance(price, dict):
+            raise _bad(f"Missing required param: {where}[price_data].", "parameter_missing", f"{where}[price_data]")
+        for name in ("currency", "unit_amount"):
+            if name not in price:
+                raise _bad(f"Missing required param: {where}[price_data][{name}].", "parameter_missing",
+                           f"{where}[price_data][{name}]")
+        product = price.get("product_data")
+        if not isinstance(product, dict) or not product.get("name"):
+            raise _bad(f"Missing required param: {where}[price_data][product_data][name].", "parameter_missing",
+                       f"{where}[price_data][product_data][name]")
+        if "quantity" not in item:
+            raise _bad(f"Missing required param: {where}[quantity].", "parameter_missing", f"{where}[quantity]")
+        item_currency = str(price["currency"]).lower()
+        if len(item_currency) != 3 or not item_currency.isalpha():
+            raise _bad(f"Invalid currency: {item_currency}.", "parameter_invalid", f"{where}[price_data][currency]")
+        if currency is not None and item_currency != currency:
+            raise _bad("All line items must use the same currency.", "parameter_invalid", "line_items")
+        currency = item_currency
+        quantity = _integer(item["quantity"], f"{where}[quantity]")
+        if quantity < 1:
+            raise _bad("Quantity must be at least 1.", "parameter_invalid", f"{where}[quantity]")
+        total += _integer(price["unit_amount"], f"{where}[price_data][unit_amount]") * quantity
+    assert currency is not None
+    if total < MINIMUMS.get(currency, 1):
+        raise _bad("The Checkout Session's total amount due must add up to at least the minimum charge amount.",
+                   "amount_too_small", "line_items")
+    if total > MAXIMUM:
+        raise _bad("The Checkout Session's total amount due must be no more than 99999999.", "amount_too_large",
+                   "line_items")
+    for name in ("success_url", "cancel_url"):
+        url = form.get(name)
+        if name == "success_url" and url is None:
+            raise _bad("Missing required param: success_url.", "parameter_missing", name)
+        if url is not None and not str(url).startswith(("https://", "http://")):
+            raise _bad("Not a valid URL", "url_invalid", name)
+    session_id = "cs_test_" + _id("") + _id("")[:34]
+    created = int(time.time())
+    session = {
+        "id": session_id,
+        "object": "checkout.session",
+        "after_expiration": None,
+        "allow_promotion_codes": None,
+        "amount_subtotal": total,
+        "amount_total": total,
+        "automatic_tax": {"enabled": False, "liability": None, "status": None},
+        "billing_address_collection": None,
+        "cancel_url": form.get("cancel_url"),
+        "client_reference_id": form.get("client_reference_id"),
+        "client_secret": None,
+        "consent": None,
+        "consent_collection": None,
+        "created": created,
+        "currency": currency,
+        "custom_fields": [],
+        "custom_text": {"after_submit": None, "shipping_address": None, "submit": None,
+                        "terms_of_service_acceptance": None},
+        "customer": None,
+        "customer_creation": "if_required",
+        "customer_details": None,
+        "customer_email": form.get("customer_email"),
+        "expires_at": created + CHECKOUT_LIFETIME,
+        "invoice": None,
+        "invoice_creation": {"enabled": False, "invoice_data": {}},
+        "livemode": False,
+        "locale": None,
+        "metadata": dict(form.get("metadata") or {}),
+        "mode": "payment",
+        "payment_intent": None,
+        "payment_link": None,
+        "payment_method_collection": "if_required",
+        "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+        "payment_method_types": ["card"],
+        "payment_status": "unpaid",
+        "phone_number_collection": {"enabled": False},
+        "recovered_from": None,
+        "setup_intent": None,
+        "shipping_address_collection": None,
+        "shipping_cost": None,
+        "shipping_options": [],
+        "status": "open",
+        "submit_type": form.get("submit_type"),
+        "subscription": None,
+        "success_url": form.get("success_url"),
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        "ui_mode": "hosted_page",
+        "url": f"{base_url}/c/pay/{session_id}#fid{_id('')}",
+    }
+    intent_data = form.get("payment_intent_data")
+    return session, dict(intent_data) if isinstance(intent_data, dict) else {}
+
+
+def _render_session(state: _State, session_id: str, expand_intent: bool) -> dict[str, Any]:
+    found = state.sessions.get(session_id)
+    if found is None:
+        raise StripeHTTPError(404, "invalid_request_error", f"No such checkout.session: '{session_id}'",
+                              "resource_missing", "session")
+    out = json.loads(json.dumps(found))
+    if expand_intent and out["payment_intent"]:
+        out["payment_intent"] = _render_intent(state, out["payment_intent"], False)
+    return out
+
+
+def _pay_session(state: _State, session_id: str, card_number: str, exp_month: int, exp_year: int) -> str:
+    """The customer pays on the hosted page: Checkout creates the PaymentIntent (once) and confirms it."""
+    session = state.sessions.get(session_id)
+    if session is None:
+        raise StripeHTTPError(404, "invalid_request_error", f"No such checkout.session: '{session_id}'",
+                              "resource_missing", "session")
+    if session["status"] != "open":
+        raise StripeHTTPError(400, "invalid_request_error", f"This Checkout Session is {session['status']}.",
+                              "checkout_session_unexpected_state")
+    if session["payment_intent"] is None:
+        data = state.intent_data.get(session_id, {})
+        intent = _new_intent({"amount": str(session["amount_total"]), "currency": session["currency"],
+                              "description": data.get("description"), "metadata": data.get("metadata") or {}})
+        intent["automatic_payment_methods"] = None
+        state.intents[intent["id"]] = intent
+        session["payment_intent"] = intent["id"]
+    intent_id = str(session["payment_intent"])
+    _confirm(state, intent_id, card_number, exp_month, exp_year)  # a decline raises; the session stays open
+    session.update(status="complete", payment_status="paid", url=None,
+                   customer_details={"address": {"city": None, "country": "US", "line1": None, "line2": None,
+                                                 "postal_code": "94107", "state": None},
+                                     "email": session["customer_email"] or "customer@example.com", "name": None,
+                                     "phone": None, "tax_exempt": "none", "tax_ids": []})
+    return intent_id
+
+
+CHECKOUT_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Checkout (fake Stripe)</title></head><body><h1>Pay {amount} {currency}</h1><p>{status}</p></body></html>"""
+
+
 def _authorized(state: _State, header: str | None) -> None:
     if not header:
         raise StripeHTTPError(401, "invalid_request_error",
@@ -358,8 +597,27 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def _page(self, session_id: str) -> None:
+            """The hosted Checkout page (no API key: the customer's browser opens it)."""
+            with state.lock:
+                found = state.sessions.get(session_id)
+            if found is None:
+                status, data = 404, b"Something went wrong"
+            else:
+                status = 200
+                data = CHECKOUT_PAGE.format(amount=found["amount_total"], currency=found["currency"],
+                                            status=found["status"]).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
         def _handle(self, method: str) -> None:
             parts = urlsplit(self.path)
+            if method == "GET" and parts.path.startswith("/c/pay/"):
+                self._page(parts.path.removeprefix("/c/pay/"))
+                return
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode() if length else ""
             query = _nest(parse_qsl(parts.query, keep_blank_values=True))
@@ -379,23 +637,32 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
         def _route(self, method: str, path: str, query: dict[str, Any],
                    form: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
             segments = [s for s in path.split("/") if s]
-            if method == "POST" and segments == ["v1", "payment_intents"]:
+            if method == "POST" and segments in (["v1", "payment_intents"], ["v1", "checkout", "sessions"]):
                 key = self.headers.get("Idempotency-Key")
+                request = json.dumps([path, form], sort_keys=True)
                 if key and key in state.idempotency:
-                    first_form, status, body = state.idempotency[key]
-                    if first_form != json.dumps(form, sort_keys=True):
+                    first_request, status, body = state.idempotency[key]
+                    if first_request != request:
                         raise StripeHTTPError(
                             400, "idempotency_error",
                             "Keys for idempotent requests can only be used with the same parameters they were first "
                             f"used with. Try using a key other than '{key}' if you meant to execute a different "
                             "request.")
                     return status, body, {"Idempotent-Replayed": "true", "Idempotency-Key": key}
-                intent = _new_intent(form)
-                state.intents[intent["id"]] = intent
-                body = json.loads(json.dumps(intent))
+                if segments[1] == "payment_intents":
+                    created = _new_intent(form)
+                    state.intents[created["id"]] = created
+                else:
+                    created, intent_data = _new_session(form, state.base_url)
+                    state.sessions[created["id"]] = created
+                    state.intent_data[created["id"]] = intent_data
+                body = json.loads(json.dumps(created))
                 if key:
-                    state.idempotency[key] = (json.dumps(form, sort_keys=True), 200, body)
+                    state.idempotency[key] = (request, 200, body)
                 return 200, body, ({"Idempotency-Key": key} if key else {})
+            if len(segments) == 4 and segments[:3] == ["v1", "checkout", "sessions"] and method == "GET":
+                expand = query.get("expand") or []
+                return 200, _render_session(state, segments[3], "payment_intent" in expand), {}
             if len(segments) == 3 and segments[:2] == ["v1", "payment_intents"] and method == "GET":
                 expand = query.get("expand") or []
                 return 200, _render_intent(state, segments[2], "latest_charge" in expand), {}

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from ringwell.errors import Conflict, Invalid, NotFound
+from ringwell.errors import Conflict, Forbidden, Invalid, NotFound
 
-__all__ = ["DuplicateName", "InvalidAccountData", "OrganizationNotFound", "SipUsernameTaken", "UserNotFound"]
+__all__ = [
+    "CannotRemoveSelf",
+    "DuplicateName",
+    "InvalidAccountData",
+    "InvalidCursor",
+    "LastOwner",
+    "OrganizationNotFound",
+    "RoleNotAllowed",
+    "SipUsernameTaken",
+    "UserNotFound",
+]
 
 
 class OrganizationNotFound(NotFound):
@@ -25,3 +35,27 @@ class SipUsernameTaken(Conflict):
 
 class InvalidAccountData(Invalid):
     error_id = "invalid_account_data"
+
+
+class InvalidCursor(Invalid):
+    """A pagination cursor this API did not hand out."""
+
+    error_id = "invalid_cursor"
+
+
+class LastOwner(Conflict):
+    """The change would leave the organization without an owner."""
+
+    error_id = "last_owner"
+
+
+class CannotRemoveSelf(Conflict):
+    """A user cannot delete their own account through user management."""
+
+    error_id = "cannot_remove_self"
+
+
+class RoleNotAllowed(Forbidden):
+    """Granting (or taking away) a role above the granter's own."""
+
+    error_id = "role_not_allowed"

@@ -5,12 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ringwell.features.accounts.models import Organization, SipCredential, User
 
-__all__ = ["CredentialRecord", "Reachable", "credential_by_username", "org_by_name", "reachable", "users_of_org"]
+__all__ = [
+    "CredentialRecord",
+    "Reachable",
+    "credential_by_username",
+    "credential_records",
+    "org_by_name",
+    "orgs_page",
+    "owner_ids",
+    "reachable",
+    "user_counts",
+    "user_in_org",
+    "usernames_of",
+    "users_of_org",
+    "users_page",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +54,77 @@ async def orgs(session: AsyncSession) -> Sequence[Organization]:
 async def users_of_org(session: AsyncSession, org_id: str) -> Sequence[User]:
     result = await session.execute(select(User).where(User.org_id == org_id).order_by(User.extension))
     return result.scalars().all()
+
+
+async def orgs_page(session: AsyncSession, after: str | None, limit: int) -> Sequence[Organization]:
+    """Organizations by name (server-wide: the operator console), after the name ``after``."""
+    query = select(Organization).order_by(Organization.name).limit(limit)
+    if after is not None:
+        query = query.where(Organization.name > after)
+    return (await session.execute(query)).scalars().all()
+
+
+async def user_counts(session: AsyncSession, org_ids: Sequence[str]) -> dict[str, int]:
+    if not org_ids:
+        return {}
+    result = await session.execute(
+        select(User.org_id, func.count()).where(User.org_id.in_(org_ids)).group_by(User.org_id)
+    )
+    return {org_id: int(count) for org_id, count in result.all()}
+
+
+async def users_page(session: AsyncSession, org_id: str, after: tuple[int, str] | None,
+                     limit: int) -> Sequence[User]:
+    """The org's users in extension order ("99" before "100"), after the (length, extension) ``after``."""
+    length = func.length(User.extension)
+    query = select(User).where(User.org_id == org_id).order_by(length, User.extension).limit(limit)
+    if after is not None:
+        size, extension = after
+        query = query.where(or_(length > size, and_(length == size, User.extension > extension)))
+    return (await session.execute(query)).scalars().all()
+
+
+async def user_in_org(session: AsyncSession, org_id: str, user_id: str, *, lock: bool = False) -> User | None:
+    query = select(User).where(User.org_id == org_id, User.id == user_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def owner_ids(session: AsyncSession, org_id: str, owner_role: str) -> list[str]:
+    """The org's owners, locked (PostgreSQL) so two concurrent demotions cannot both see a second owner."""
+    result = await session.execute(
+        select(User.id).where(User.org_id == org_id, User.role == owner_role).order_by(User.id).with_for_update()
+    )
+    return list(result.scalars().all())
+
+
+async def usernames_of(session: AsyncSession, user_ids: Sequence[str]) -> dict[str, str]:
+    """User id → SIP username (the oldest credential when a user has several)."""
+    if not user_ids:
+        return {}
+    result = await session.execute(
+        select(SipCredential.user_id, SipCredential.username)
+        .where(SipCredential.user_id.in_(user_ids))
+        .order_by(SipCredential.created_at.desc(), SipCredential.id.desc())
+    )
+    return dict(result.all())
+
+
+async def credential_records(session: AsyncSession, org_id: str, user_id: str | None = None) -> list[CredentialRecord]:
+    """The org's SIP credentials (of one user when given) with their users' extensions."""
+    query = (
+        select(SipCredential, User.extension)
+        .join(User, User.id == SipCredential.user_id)
+        .where(SipCredential.org_id == org_id, User.org_id == org_id)
+        .order_by(func.length(User.extension), User.extension, SipCredential.username)
+    )
+    if user_id is not None:
+        query = query.where(SipCredential.user_id == user_id)
+    return [
+        CredentialRecord(c.id, c.org_id, c.user_id, c.username, c.realm, c.ha1_md5, c.ha1_sha256, extension)
+        for c, extension in (await session.execute(query)).all()
+    ]
 
 
 async def user_by_extension(session: AsyncSession, org_id: str, extension: str) -> User | None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, Literal
 
 import phonenumbers
 from sqlalchemy.exc import IntegrityError
@@ -18,19 +19,54 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ringwell.features.accounts import repository as repo
 from ringwell.features.accounts.errors import (
+    CannotRemoveSelf,
     DuplicateName,
     InvalidAccountData,
+    LastOwner,
     OrganizationNotFound,
+    RoleNotAllowed,
     SipUsernameTaken,
     UserNotFound,
 )
-from ringwell.features.accounts.models import Organization, SipCredential, User
+from ringwell.features.accounts.models import Organization, OrgKind, SipCredential, User
+from ringwell.features.accounts.repository import CredentialRecord
+from ringwell.features.auth.permissions import Role, is_staff
 from ringwell.sip.digest import compute_ha1
 
-__all__ = ["AccountsService", "NewUser", "generate_sip_password"]
+__all__ = [
+    "UNSET",
+    "AccountsService",
+    "AuditHook",
+    "NewUser",
+    "OrgSummary",
+    "UserSpec",
+    "UserView",
+    "check_grant",
+    "generate_sip_password",
+]
+
+AuditHook = Callable[[AsyncSession, str, dict[str, Any]], Awaitable[None]]
+"""Records the audit event of a change inside the change's own transaction:
+``hook(session, target_id, details)``. The caller (the HTTP side) knows who acts and names the
+action; the service knows what changed."""
+
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+UNSET: Literal[_Unset.UNSET] = _Unset.UNSET
+"""A keyword left out (as opposed to set to None)."""
+
+# How far up a role reaches: nobody grants (or takes away) a role above their own. Staff roles
+# sit beside admin; only the operator org's owners hold ``users.roles`` there anyway.
+_RANK: dict[str, int] = {
+    Role.MEMBER: 1, Role.ADMIN: 2, Role.SUPPORT: 2, Role.BILLING: 2, Role.PRIVACY: 2, Role.AUDITOR: 2, Role.OWNER: 3,
+}
 
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
-_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_EMAIL_RE = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")  # never stored: PostgreSQL refuses NUL in text
 _EXTENSION_RE = re.compile(r"[0-9]{2,8}")
 _USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{1,63}")
 MIN_PASSWORD_LENGTH = 8
@@ -56,12 +92,55 @@ class UserSpec:
     extension: str
     sip_username: str | None = None
     sip_password: str | None = None
+    name: str | None = None
+    role: str = Role.MEMBER.value
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    """A user with their SIP username ("" when they have no SIP credential)."""
+
+    user: User
+    sip_username: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrgSummary:
+    """An organization as the operator console lists it."""
+
+    org: Organization
+    user_count: int
+
+
+def check_grant(org_kind: str, granter_role: str, role: str, current: str | None = None) -> None:
+    """Whether someone with ``granter_role`` may give ``role`` to a user of an org of ``org_kind``
+    (whose role is ``current``, when changing it). ``RoleNotAllowed`` for a role above the
+    granter's own, or taking a role above theirs away; ``InvalidAccountData`` for an unknown role
+    or a staff role in a customer organization."""
+    if role not in _RANK:
+        raise InvalidAccountData(f"unknown role {role!r}", {"field": "role"})
+    if is_staff(role) and org_kind != OrgKind.OPERATOR.value:
+        raise InvalidAccountData(f"{role} is a role of the operator's staff, not of a customer organization",
+                                 {"field": "role"})
+    rank = _RANK.get(granter_role, 0)
+    if _RANK[role] > rank:
+        raise RoleNotAllowed(f"you cannot grant a role above your own ({role})", {"role": role})
+    if current is not None and _RANK.get(current, 0) > rank:
+        raise RoleNotAllowed(f"you cannot change the role of a user above your own ({current})", {"role": current})
 
 
 class AccountsService:
     def __init__(self, sessions: async_sessionmaker[Any], realm: str) -> None:
         self._sessions = sessions
         self._realm = realm
+        # Told (credential id, SIP username) after a SIP password changed or a credential was
+        # deleted, once committed: the SIP side drops its cached HA1 and the registrations.
+        self.credentials_changed: Callable[[str, str], None] | None = None
+
+    def _changed(self, credentials: Iterable[tuple[str, str]]) -> None:
+        if self.credentials_changed is not None:
+            for credential_id, username in credentials:
+                self.credentials_changed(credential_id, username)
 
     async def create_org(self, name: str, country: str = "US", currency: str = "USD") -> Organization:
         """A new organization in ``country`` (ISO 3166 alpha-2) paying in ``currency`` (ISO 4217)."""
@@ -86,6 +165,8 @@ class AccountsService:
         return self._sessions
 
     async def org_by_id(self, org_id: str) -> Organization | None:
+        if len(org_id) > 36 or _CONTROL_RE.search(org_id):
+            return None  # not an id we hand out (and PostgreSQL refuses NUL in a query)
         async with self._sessions() as session:
             org: Organization | None = await session.get(Organization, org_id)
             return org
@@ -161,7 +242,11 @@ class AccountsService:
             raise InvalidAccountData(
                 f"SIP password must have at least {MIN_PASSWORD_LENGTH} characters", {"field": "sip_password"}
             )
-        user = User(org_id=org.id, email=email, extension=extension)
+        name = spec.name.strip() if spec.name else None
+        if name is not None and (len(name) > 200 or _CONTROL_RE.search(name)):
+            raise InvalidAccountData("name must be at most 200 characters, without control characters",
+                                     {"field": "name"})
+        user = User(org_id=org.id, email=email, extension=extension, name=name or None, role=spec.role)
         session.add(user)
         await session.flush()
         session.add(self._credential(org.id, user.id, username, password))
@@ -196,6 +281,8 @@ class AccountsService:
                 raise UserNotFound(f"no SIP username {username!r}")
             fresh = self._credential(cred.org_id, cred.user_id, username, password)
             cred.realm, cred.ha1_md5, cred.ha1_sha256 = fresh.realm, fresh.ha1_md5, fresh.ha1_sha256
+            changed = [(cred.id, username)]
+        self._changed(changed)
         return password if generated else None
 
     async def set_ring_timeout(self, org_name: str, extension: str, seconds: int) -> None:
@@ -215,3 +302,191 @@ class AccountsService:
     async def credential(self, username: str) -> repo.CredentialRecord | None:
         async with self._sessions() as session:
             return await repo.credential_by_username(session, username)
+
+    # -- by organization id (the API and the portal) ---------------------------------------------
+    # Every look-up names the org: another org's user id is simply not found.
+
+    async def org_summaries(self, *, after: str | None = None, limit: int = 50) -> list[OrgSummary]:
+        """Organizations by name after ``after``, with their user counts (server-wide: operator console)."""
+        async with self._sessions() as session:
+            orgs = await repo.orgs_page(session, after, limit)
+            counts = await repo.user_counts(session, [org.id for org in orgs])
+        return [OrgSummary(org, counts.get(org.id, 0)) for org in orgs]
+
+    async def update_org(self, org_id: str, *, name: str | None = None,
+                         low_balance_minor: int | Literal[_Unset.UNSET] | None = UNSET,
+                         audit: AuditHook | None = None) -> Organization:
+        """Rename the org and/or set the credit below which ``balance.low`` fires (None: never).
+
+        A new threshold clears the "already alerted" mark so it is judged afresh. ``audit`` gets
+        ``{"changes": {field: [old, new]}}`` when something changed.
+        """
+        if name is not None:
+            name = name.strip()
+            if not name or len(name) > 200 or _CONTROL_RE.search(name):
+                raise InvalidAccountData("organization name must be 1 to 200 characters, without control characters",
+                                         {"field": "name"})
+        if isinstance(low_balance_minor, int) and (isinstance(low_balance_minor, bool) or low_balance_minor < 0):
+            raise InvalidAccountData("low_balance_minor must be a whole number of at least 0",
+                                     {"field": "low_balance_minor"})
+        async with self._sessions() as session, session.begin():
+            org: Organization | None = await session.get(Organization, org_id, with_for_update=True)
+            if org is None:
+                raise OrganizationNotFound("no such organization", {"org_id": org_id})
+            changes: dict[str, Any] = {}
+            if name is not None and name != org.name:
+                if await repo.org_by_name(session, name) is not None:
+                    raise DuplicateName(f"an organization named {name!r} exists", {"field": "name"})
+                changes["name"] = [org.name, name]
+                org.name = name
+            if low_balance_minor is not UNSET and low_balance_minor != org.low_balance_minor:
+                changes["low_balance_minor"] = [org.low_balance_minor, low_balance_minor]
+                org.low_balance_minor = low_balance_minor
+                org.low_balance_alerted_at = None
+            try:
+                await session.flush()
+            except IntegrityError as exc:  # a concurrent rename took the name
+                raise DuplicateName(f"an organization named {name!r} exists", {"field": "name"}) from exc
+            if changes and audit is not None:
+                await audit(session, org.id, {"changes": changes})
+        return org
+
+    async def users_page(self, org_id: str, *, after: tuple[int, str] | None = None,
+                         limit: int = 50) -> list[UserView]:
+        """The org's users in extension order ("99" before "100"); ``after``: the (length,
+        extension) of the last user of the previous page."""
+        async with self._sessions() as session:
+            users = await repo.users_page(session, org_id, after, limit)
+            names = await repo.usernames_of(session, [user.id for user in users])
+        return [UserView(user, names.get(user.id, "")) for user in users]
+
+    async def user(self, org_id: str, user_id: str) -> UserView:
+        """One user of the org; ``UserNotFound`` for a missing id and for another org's alike."""
+        async with self._sessions() as session:
+            user = await repo.user_in_org(session, org_id, user_id)
+            if user is None:
+                raise UserNotFound("no such user", {"user_id": user_id})
+            names = await repo.usernames_of(session, [user.id])
+        return UserView(user, names.get(user.id, ""))
+
+    async def add_user(self, org_id: str, spec: UserSpec, *, granter_role: str,
+                       audit: AuditHook | None = None) -> NewUser:
+        """Create a user of the org with ``spec.role`` (checked with ``check_grant``) and a SIP
+        credential; the generated SIP password is in the result, once. ``audit`` gets the user's
+        email, extension, role and SIP username (never the password)."""
+        async with self._sessions() as session, session.begin():
+            org = await session.get(Organization, org_id)
+            if org is None:
+                raise OrganizationNotFound("no such organization", {"org_id": org_id})
+            check_grant(org.kind, granter_role, spec.role)
+            created = await self._add_user(session, org, spec)
+            try:
+                await session.flush()
+            except IntegrityError as exc:  # a concurrent request took the extension, email or username
+                raise DuplicateName("a user with this extension, email or SIP username already exists") from exc
+            if audit is not None:
+                user = created.user
+                await audit(session, user.id, {"email": user.email, "extension": user.extension, "role": user.role,
+                                               "sip_username": created.sip_username})
+        return created
+
+    async def update_user(self, org_id: str, user_id: str, *, granter_role: str,
+                          name: str | Literal[_Unset.UNSET] | None = UNSET, ring_timeout: int | None = None,
+                          role: str | None = None, audit: AuditHook | None = None) -> UserView:
+        """Change a user's name, ring timeout and/or role.
+
+        A role change is checked with ``check_grant``, and refused with ``LastOwner`` when it
+        would leave the org without an owner. ``audit`` gets ``{"changes": {field: [old, new]}}``.
+        """
+        if ring_timeout is not None and not MIN_RING_TIMEOUT <= ring_timeout <= MAX_RING_TIMEOUT:
+            raise InvalidAccountData(
+                f"ring timeout must be {MIN_RING_TIMEOUT} to {MAX_RING_TIMEOUT} seconds", {"field": "ring_timeout"})
+        if isinstance(name, str):
+            name = name.strip() or None
+            if name is not None and (len(name) > 200 or _CONTROL_RE.search(name)):
+                raise InvalidAccountData("name must be at most 200 characters, without control characters",
+                                         {"field": "name"})
+        async with self._sessions() as session, session.begin():
+            org = await session.get(Organization, org_id)
+            user = await repo.user_in_org(session, org_id, user_id, lock=True)
+            if org is None or user is None:
+                raise UserNotFound("no such user", {"user_id": user_id})
+            changes: dict[str, Any] = {}
+            if name is not UNSET and name != user.name:
+                changes["name"] = [user.name, name]
+                user.name = name
+            if ring_timeout is not None and ring_timeout != user.ring_timeout:
+                changes["ring_timeout"] = [user.ring_timeout, ring_timeout]
+                user.ring_timeout = ring_timeout
+            if role is not None and role != user.role:
+                check_grant(org.kind, granter_role, role, user.role)
+                if user.role == Role.OWNER.value:
+                    await self._keep_an_owner(session, org_id, user.id, "take the owner role away from")
+                changes["role"] = [user.role, role]
+                user.role = role
+            if changes and audit is not None:
+                await audit(session, user.id, {"extension": user.extension, "changes": changes})
+            names = await repo.usernames_of(session, [user.id])
+        return UserView(user, names.get(user.id, ""))
+
+    async def delete_user(self, org_id: str, user_id: str, *, granter_role: str, acting_user_id: str | None,
+                          audit: AuditHook | None = None) -> None:
+        """Delete a user with their SIP credentials, sessions and verifications (cascade).
+
+        Refused for the acting user themselves (``CannotRemoveSelf``), a user whose role is above
+        the granter's (``RoleNotAllowed``) and the org's last owner (``LastOwner``).
+        """
+        async with self._sessions() as session, session.begin():
+            user = await repo.user_in_org(session, org_id, user_id, lock=True)
+            if user is None:
+                raise UserNotFound("no such user", {"user_id": user_id})
+            if user.id == acting_user_id:
+                raise CannotRemoveSelf("you cannot delete your own user; ask another owner or admin",
+                                       {"user_id": user_id})
+            if _RANK.get(user.role, 0) > _RANK.get(granter_role, 0):
+                raise RoleNotAllowed(f"you cannot delete a user whose role is above your own ({user.role})",
+                                     {"role": user.role})
+            if user.role == Role.OWNER.value:
+                await self._keep_an_owner(session, org_id, user.id, "delete")
+            details = {"email": user.email, "extension": user.extension, "role": user.role}
+            gone = [(c.credential_id, c.username) for c in await repo.credential_records(session, org_id, user.id)]
+            await session.delete(user)
+            await session.flush()
+            if audit is not None:
+                await audit(session, user_id, details)
+        self._changed(gone)
+
+    async def _keep_an_owner(self, session: AsyncSession, org_id: str, user_id: str, doing: str) -> None:
+        owners = await repo.owner_ids(session, org_id, Role.OWNER.value)
+        if [owner for owner in owners if owner != user_id] == []:
+            raise LastOwner(f"you cannot {doing} the organization's only owner: make someone else owner first",
+                            {"user_id": user_id})
+
+    async def rotate_sip_password(self, org_id: str, user_id: str,
+                                  audit: AuditHook | None = None) -> tuple[str, str]:
+        """A new generated password for the user's SIP credential: (username, password), shown
+        once. The old password stops working for new registrations (registrar caches: within
+        their TTL). ``audit`` gets the username, never the password."""
+        password = generate_sip_password()
+        async with self._sessions() as session, session.begin():
+            user = await repo.user_in_org(session, org_id, user_id)
+            if user is None:
+                raise UserNotFound("no such user", {"user_id": user_id})
+            names = await repo.usernames_of(session, [user.id])
+            username = names.get(user.id)
+            if username is None:
+                raise UserNotFound("the user has no SIP credential", {"user_id": user_id})
+            cred = await repo.credential_row(session, username)
+            assert cred is not None
+            fresh = self._credential(cred.org_id, cred.user_id, username, password)
+            cred.realm, cred.ha1_md5, cred.ha1_sha256 = fresh.realm, fresh.ha1_md5, fresh.ha1_sha256
+            if audit is not None:
+                await audit(session, user.id, {"sip_username": username, "extension": user.extension})
+            changed = [(cred.id, username)]
+        self._changed(changed)
+        return username, password
+
+    async def sip_credentials(self, org_id: str, user_id: str | None = None) -> list[CredentialRecord]:
+        """The org's SIP credentials (one user's when given), in extension order."""
+        async with self._sessions() as session:
+            return await repo.credential_records(session, org_id, user_id)

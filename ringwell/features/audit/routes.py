@@ -5,16 +5,13 @@ Reading another org's trail as staff is itself an audit event (``org_scope`` rec
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from ringwell.errors import Invalid
 from ringwell.features.audit.schemas import AuditEventOut, AuditPage
+from ringwell.storage.cursor import decode_position, encode_position
 from ringwell.web.deps import Scope, operator_scope, org_scope, services
 
 __all__ = ["router"]
@@ -28,28 +25,13 @@ class InvalidCursor(Invalid):
     error_id = "invalid_cursor"
 
 
-def _encode(at: datetime, event_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([at.isoformat(), event_id]).encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, event_id = json.loads(raw)
-        moment = datetime.fromisoformat(at)
-        if moment.tzinfo is None or not isinstance(event_id, str):
-            raise ValueError("bad cursor")
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidCursor("the cursor is not one this API returned", {"field": "cursor"}) from exc
-    return moment, event_id
-
-
 async def _page(request: Request, org_id: str | None, limit: int, cursor: str | None, action: str | None) -> AuditPage:
-    before = _decode(cursor) if cursor else None
+    bad = InvalidCursor("the cursor is not one this API returned", {"field": "cursor"})
+    before = decode_position(cursor, bad) if cursor else None
     events = await services(request).audit.events(org_id, limit=limit + 1, before=before, action=action)
     more = len(events) > limit
     events = events[:limit]
-    next_cursor = _encode(events[-1].at, events[-1].id) if more and events else None
+    next_cursor = encode_position(events[-1].at, events[-1].id) if more and events else None
     return AuditPage(items=[AuditEventOut.of(e) for e in events], next_cursor=next_cursor)
 
 

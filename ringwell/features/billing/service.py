@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,9 +40,12 @@ from ringwell.features.billing.models import (
 )
 from ringwell.storage.base import new_id, utcnow
 
-__all__ = ["Balance", "EntryView", "LedgerService", "TransactionKind", "Verification"]
+__all__ = ["Balance", "EntryView", "InTransaction", "LedgerService", "TransactionKind", "Verification"]
 
 log = logging.getLogger(__name__)
+
+# Runs inside a change's database transaction with the id of what changed (an audit event, say).
+InTransaction = Callable[[AsyncSession, str], Awaitable[None]]
 
 MAX_ENTRIES = 10_000
 MAX_KEY_LENGTH = 255
@@ -125,6 +130,20 @@ def _key(key: str) -> str:
     return key
 
 
+async def _entries_before(session: AsyncSession, org_id: str, account_id: str, before_seq: int,
+                          limit: int) -> list[tuple[LedgerTransaction, int]]:
+    """``repo.entries`` after a keyset position: (org_id, seq) is unique, so ``seq < before`` pages exactly."""
+    result = await session.execute(
+        select(LedgerTransaction, LedgerPosting.amount_minor)
+        .join(LedgerPosting, LedgerPosting.transaction_id == LedgerTransaction.id)
+        .where(LedgerTransaction.org_id == org_id, LedgerPosting.account_id == account_id,
+               LedgerTransaction.seq < before_seq)
+        .order_by(LedgerTransaction.seq.desc())
+        .limit(limit)
+    )
+    return [(txn, int(amount)) for txn, amount in result.all()]
+
+
 class LedgerService:
     """The organization's money. Every method takes the org explicitly; accounts are created lazily.
 
@@ -194,13 +213,19 @@ class LedgerService:
             raise OrganizationNotFound(f"no organization with id {org_id!r}", {"org_id": org_id})
         return Balance(row.currency, row.balance_minor, row.reserved_minor, row.balance_minor - row.reserved_minor)
 
-    async def entries(self, org_id: str, limit: int = 100) -> list[EntryView]:
-        """The org's ledger, newest first, with the balance right after each entry."""
+    async def entries(self, org_id: str, limit: int = 100, *, before_seq: int | None = None) -> list[EntryView]:
+        """The org's ledger, newest first, with the balance right after each entry.
+
+        ``before_seq``: only entries older than that one (keyset paging: pass the last ``seq`` seen).
+        """
         if not 1 <= limit <= MAX_ENTRIES:
             raise InvalidBillingData(f"limit must be 1 to {MAX_ENTRIES}", {"field": "limit"})
         account = await self._customer(org_id)
         async with self._sessions() as session:
-            rows = await repo.entries(session, org_id, account.id, limit)
+            if before_seq is None:
+                rows = await repo.entries(session, org_id, account.id, limit)
+            else:
+                rows = await _entries_before(session, org_id, account.id, before_seq, limit)
         return [
             EntryView(txn.id, txn.seq, txn.created_at, txn.kind, amount, txn.balance_after_minor, account.currency,
                       txn.description, txn.reference, txn.reason, txn.operator)
@@ -279,10 +304,13 @@ class LedgerService:
         await session.flush()
         return txn.id
 
-    async def adjust(self, org_id: str, amount_minor: int, reason: str, operator: str) -> str:
+    async def adjust(self, org_id: str, amount_minor: int, reason: str, operator: str, *,
+                     in_transaction: InTransaction | None = None) -> str:
         """A manual credit (+) or debit (−) by an operator, with the reason and who did it.
 
         A debit is applied as stated even if it takes the balance below zero (a correction).
+        ``in_transaction(session, transaction_id)`` runs inside the same database transaction
+        (e.g. to record the audit event: both commit, or neither).
         """
         if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor == 0:
             raise InvalidBillingData("amount must be a non-zero whole number of minor units", {"field": "amount"})
@@ -294,7 +322,9 @@ class LedgerService:
             txn = await self._post(session, account, TransactionKind.ADJUSTMENT, amount_minor, contra,
                                    description="manual credit" if amount_minor > 0 else "manual debit",
                                    reason=why, operator=who)
-        assert txn is not None
+            assert txn is not None
+            if in_transaction is not None:
+                await in_transaction(session, txn)
         return txn
 
     async def refund(self, org_id: str, amount_minor: int, reason: str, operator: str,

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from ringwell.errors import Invalid
+from ringwell.errors import Invalid, NotFound
 
-__all__ = ["InvalidCallQuery"]
+__all__ = ["CallNotFound", "InvalidCallQuery"]
 
 
 class InvalidCallQuery(Invalid):
     error_id = "invalid_call_query"
+
+
+class CallNotFound(NotFound):
+    """No such call in the organization (also: another organization's call)."""
+
+    error_id = "call_not_found"

@@ -7,13 +7,15 @@ listing and the start-up recovery, which are server-wide on purpose.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Date, Table, and_, bindparam, case, func, insert, or_, select, tuple_, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from ringwell.features.accounts.models import Organization
 from ringwell.features.cdr.models import CallRecord, CallState
@@ -21,12 +23,18 @@ from ringwell.features.cdr.models import CallRecord, CallState
 __all__ = [
     "ANSWER_COLUMNS",
     "CLOSE_COLUMNS",
+    "CallConditions",
+    "DayTotals",
     "OpenCall",
+    "Scan",
     "answer_calls",
+    "call_by_id",
     "close_calls",
+    "daily_totals",
     "insert_calls",
     "list_calls",
     "open_calls",
+    "scan_calls",
     "touch_calls",
 ]
 
@@ -117,3 +125,160 @@ async def list_calls(
         query = query.where(CallRecord.org_id == org_id)
     result = await session.execute(query)
     return [(row, name) for row, name in result.all()]
+
+
+# -- the call history (one org's calls, newest first) -----------------------------------------
+#
+# Every query below is ``org_id = ? AND <range on started_at>`` ordered by (started_at, id)
+# descending: a backward walk of ix_call_records_org_started (org_id, started_at, id) that stops
+# after LIMIT rows — or, with conditions the index cannot apply, after a fixed window of rows
+# (scan_calls). The keyset is a row comparison on the index's own columns, so the walk starts
+# where the last page ended (no OFFSET); no function touches an indexed column.
+
+
+@dataclass(frozen=True, slots=True)
+class CallConditions:
+    """What narrows a history query (all optional; ``numbers``: any of these matches any party)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    direction: str | None = None
+    disposition: str | None = None
+    numbers: Collection[str] = ()
+    user_id: str | None = None
+
+    @property
+    def selective(self) -> bool:
+        """Whether some rows of the time range may not match (conditions the index cannot apply)."""
+        return bool(self.direction or self.disposition or self.numbers or self.user_id)
+
+
+def _range(calls: Any, org_id: str, cond: CallConditions,
+           before: tuple[datetime, str] | None) -> list[ColumnElement[bool]]:
+    """The index's own conditions: the org, the time range and the keyset position."""
+    clauses: list[ColumnElement[bool]] = [calls.org_id == org_id]
+    if cond.since is not None:
+        clauses.append(calls.started_at >= cond.since)
+    if cond.until is not None:
+        clauses.append(calls.started_at < cond.until)
+    if before is not None:
+        clauses.append(tuple_(calls.started_at, calls.id) < tuple_(before[0], before[1]))
+    return clauses
+
+
+def _match(calls: Any, cond: CallConditions) -> list[ColumnElement[bool]]:
+    """The other conditions, checked on each row the range yields."""
+    clauses: list[ColumnElement[bool]] = []
+    if cond.direction is not None:
+        clauses.append(calls.direction == cond.direction)
+    if cond.disposition is not None:
+        clauses.append(calls.disposition == cond.disposition)
+    if cond.numbers:
+        wanted = sorted(cond.numbers)
+        clauses.append(or_(calls.caller_number.in_(wanted), calls.caller_extension.in_(wanted),
+                           calls.callee_number.in_(wanted), calls.callee_extension.in_(wanted)))
+    if cond.user_id is not None:
+        clauses.append(or_(calls.caller_user_id == cond.user_id, calls.callee_user_id == cond.user_id))
+    return clauses
+
+
+def _newest_first(calls: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    return calls.started_at.desc(), calls.id.desc()
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What one bounded walk of the history found: the matches, newest first, and where the walk
+    stopped when it ran out of budget before the end (None: it reached the end, or ``limit`` matches)."""
+
+    rows: list[CallRecord]
+    stopped_at: tuple[datetime, str] | None
+
+
+async def scan_calls(session: AsyncSession, org_id: str, cond: CallConditions, before: tuple[datetime, str] | None,
+                     limit: int, budget: int) -> Scan:
+    """Up to ``limit`` of the org's calls matching ``cond``, newest first by (started_at, id), after
+    the keyset position ``before``, examining at most ``budget`` calls of the time range.
+
+    Without conditions beyond the time range every row matches and the walk is a plain LIMIT.
+    Otherwise the walk is a window of the next ``budget`` rows of the index, filtered: a rare
+    filter costs at most ``budget`` rows per query, never a scan of the organization's history.
+    When fewer than ``limit`` rows matched and more rows follow the window, the window's last row
+    is returned as ``stopped_at`` (whether it matched or not): the caller continues right after it.
+    """
+    if not cond.selective:
+        query = select(CallRecord).where(*_range(CallRecord, org_id, cond, before)).order_by(
+            *_newest_first(CallRecord)).limit(limit)
+        return Scan(list((await session.execute(query)).scalars().all()), None)
+    # One row past the budget says whether there is more to walk after the window.
+    window = (
+        select(CallRecord, func.row_number().over(order_by=_newest_first(CallRecord)).label("seen"))
+        .where(*_range(CallRecord, org_id, cond, before))
+        .order_by(*_newest_first(CallRecord))
+        .limit(budget + 1)
+        .subquery("window")
+    )
+    calls = aliased(CallRecord, window)
+    matched = and_(*_match(calls, cond))
+    query = (
+        select(calls, window.c.seen, case((matched, True), else_=False).label("matched"))
+        .where(or_(and_(matched, window.c.seen <= budget), window.c.seen >= budget))
+        .order_by(*_newest_first(window.c))
+        .limit(limit + 2)  # fewer than `limit` matches, then the window's last row and the one past it
+    )
+    rows: list[CallRecord] = []
+    last: tuple[datetime, str] | None = None
+    more = False
+    for row in (await session.execute(query)).all():
+        record, seen, is_match = cast(tuple[CallRecord, int, bool], tuple(row))
+        if seen > budget:
+            more = True
+            break
+        if is_match and len(rows) < limit:
+            rows.append(record)
+        if seen == budget:
+            last = (record.started_at, record.id)
+    stopped_at = last if more and len(rows) < limit else None
+    return Scan(rows, stopped_at)
+
+
+async def call_by_id(session: AsyncSession, org_id: str, call_id: str, user_id: str | None = None) -> CallRecord | None:
+    """The org's call with this id (None for another org's), optionally only if ``user_id`` took part."""
+    cond = CallConditions(user_id=user_id)
+    query = select(CallRecord).where(CallRecord.id == call_id, *_range(CallRecord, org_id, cond, None),
+                                     *_match(CallRecord, cond))
+    result = await session.execute(query)
+    return result.scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class DayTotals:
+    day: date
+    calls: int
+    answered: int
+    talk_seconds: float
+    charge_minor: int
+
+
+async def daily_totals(session: AsyncSession, org_id: str, since: datetime, until: datetime) -> list[DayTotals]:
+    """Per UTC day with calls in [since, until): how many, how many answered, talk time and charges."""
+    connection = await session.connection()
+    # The day of a call, in UTC: SQLite stores UTC text ("2026-03-01 12:00:00.000000"); PostgreSQL
+    # a timestamptz, read in UTC whatever the session's time zone. Only in the SELECT list.
+    if connection.dialect.name == "sqlite":
+        day: ColumnElement[Any] = func.date(CallRecord.started_at)
+    else:
+        day = sql_cast(func.timezone("UTC", CallRecord.started_at), Date)
+    answered = case((CallRecord.disposition == "answered", 1), else_=0)
+    query = (
+        select(day.label("day"), func.count(), func.sum(answered), func.coalesce(func.sum(CallRecord.talk_seconds), 0),
+               func.coalesce(func.sum(CallRecord.charge_minor), 0))
+        .where(CallRecord.org_id == org_id, CallRecord.started_at >= since, CallRecord.started_at < until)
+        .group_by(day)
+    )
+    rows = (await session.execute(query)).all()
+    return [
+        DayTotals(value if isinstance(value, date) else date.fromisoformat(str(value)), int(calls), int(ans or 0),
+                  float(talk or 0), int(charge or 0))
+        for value, calls, ans, talk, charge in rows
+    ]

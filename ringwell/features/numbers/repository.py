@@ -32,12 +32,14 @@ __all__ = [
     "existing_numbers",
     "inbound_route",
     "insert_numbers",
+    "inventory_page",
     "is_verified",
     "kill_pending",
     "mark_verified",
     "mark_warned",
     "number_by_e164",
     "numbers_of_org",
+    "numbers_page",
     "org_country_currency",
     "pending_verification",
     "release",
@@ -107,15 +109,20 @@ async def insert_numbers(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
 
 
 async def search(
-    session: AsyncSession, now: datetime, *, country: str | None, area: str | None, type_: str | None, limit: int
+    session: AsyncSession, now: datetime, *, country: str | None, area: str | None, type_: str | None, limit: int,
+    contains: str | None = None, currency: str | None = None,
 ) -> Sequence[PhoneNumber]:
     query = select(PhoneNumber).where(rentable(now))
     if country is not None:
         query = query.where(PhoneNumber.country == country)
     if area is not None:
         query = query.where(PhoneNumber.national_number.startswith(area, autoescape=True))
+    if contains is not None:
+        query = query.where(PhoneNumber.national_number.contains(contains, autoescape=True))
     if type_ is not None:
         query = query.where(PhoneNumber.type == type_)
+    if currency is not None:
+        query = query.where(PhoneNumber.currency == currency)
     result = await session.execute(query.order_by(PhoneNumber.e164).limit(limit))
     return result.scalars().all()
 
@@ -200,6 +207,46 @@ async def numbers_of_org(session: AsyncSession, org_id: str) -> Sequence[tuple[P
         .order_by(PhoneNumber.rented_at, PhoneNumber.e164)
     )
     return [(number, extension) for number, extension in result.all()]
+
+
+async def numbers_page(session: AsyncSession, org_id: str, after: str | None,
+                       limit: int) -> Sequence[tuple[PhoneNumber, str | None]]:
+    """The org's rented numbers by E.164 after ``after``, with the extension each is routed to."""
+    query = (
+        select(PhoneNumber, User.extension)
+        .outerjoin(User, User.id == PhoneNumber.route_user_id)
+        .where(PhoneNumber.org_id == org_id, PhoneNumber.state == _RENTED)
+        .order_by(PhoneNumber.e164)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(PhoneNumber.e164 > after)
+    return [(number, extension) for number, extension in (await session.execute(query)).all()]
+
+
+async def inventory_page(
+    session: AsyncSession, now: datetime, *, state: str | None, org_id: str | None, after: str | None, limit: int
+) -> Sequence[tuple[PhoneNumber, str | None, str | None]]:
+    """The whole inventory by E.164 (server-wide: the operator console) with each rental's org
+    name and trunk name. ``state`` as a customer would see it: an ended quarantine is available."""
+    query = (
+        select(PhoneNumber, Organization.name, Trunk.name)
+        .outerjoin(Organization, Organization.id == PhoneNumber.org_id)
+        .outerjoin(Trunk, Trunk.id == PhoneNumber.trunk_id)
+        .order_by(PhoneNumber.e164)
+        .limit(limit)
+    )
+    if state == NumberState.AVAILABLE.value:
+        query = query.where(rentable(now))
+    elif state == NumberState.QUARANTINE.value:
+        query = query.where(PhoneNumber.state == NumberState.QUARANTINE.value, PhoneNumber.quarantine_until > now)
+    elif state is not None:
+        query = query.where(PhoneNumber.state == state)
+    if org_id is not None:
+        query = query.where(PhoneNumber.org_id == org_id)
+    if after is not None:
+        query = query.where(PhoneNumber.e164 > after)
+    return [(number, org, trunk) for number, org, trunk in (await session.execute(query)).all()]
 
 
 async def due(session: AsyncSession, horizon: datetime) -> Sequence[PhoneNumber]:

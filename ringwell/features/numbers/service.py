@@ -22,7 +22,7 @@ import logging
 import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ringwell.features.accounts.errors import OrganizationNotFound, UserNotFound
+from ringwell.features.accounts.service import AuditHook
 from ringwell.features.billing import money
 from ringwell.features.billing.errors import InvalidBillingData
 from ringwell.features.numbers import repository as repo
@@ -63,6 +64,7 @@ __all__ = [
     "MAX_STARTS_PER_HOUR",
     "Balance",
     "InboundRoute",
+    "InventoryItem",
     "Ledger",
     "NumberView",
     "NumbersService",
@@ -85,6 +87,7 @@ REQUIRED_COLUMNS = ("number", "country", "type", "monthly_price", "setup_price",
 OPTIONAL_COLUMNS = ("currency",)
 DEFAULT_CURRENCY = "USD"
 _AREA_RE = re.compile(r"[0-9]{1,8}")
+_CONTAINS_RE = re.compile(r"[0-9]{1,15}")
 _COUNTRY_RE = re.compile(r"[A-Z]{2}")
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
 MAX_PRICE_MINOR = 10**12  # a sanity bound far above any number's price
@@ -137,6 +140,18 @@ class NumberView:
     def of(cls, number: PhoneNumber, extension: str | None = None) -> NumberView:
         return cls(number.e164, number.country, number.type, number.state, number.monthly_price_minor,
                    number.setup_price_minor, number.currency, number.rented_at, number.paid_until, extension)
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryItem:
+    """A number of the inventory as the operator sees it. ``state`` is what a customer sees
+    (an ended quarantine is available); ``org_name`` is the renter's."""
+
+    number: NumberView
+    org_id: str | None
+    org_name: str | None
+    trunk: str | None
+    quarantine_until: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +215,7 @@ class NumbersService:
         self._warn = timedelta(days=warn_days)
 
     # -- inventory ---------------------------------------------------------------------------
-    async def import_numbers(self, lines: Iterable[str]) -> int:
+    async def import_numbers(self, lines: Iterable[str], *, audit: AuditHook | None = None) -> int:
         """Add the numbers of an inventory CSV; returns how many.
 
         Header ``number,country,type,monthly_price,setup_price,trunk`` (any order; an optional
@@ -211,7 +226,8 @@ class NumbersService:
         in the inventory is refused.
 
         Any bad line rejects the whole file with ``InvalidNumberImport`` ("line 7: …",
-        details {"line": 7}); nothing is imported. One transaction.
+        details {"line": 7}); nothing is imported. One transaction (``audit`` recorded in it, with
+        the count).
         """
         reader = csv.reader(iter(lines))
         header = next(reader, None)
@@ -253,6 +269,8 @@ class NumbersService:
             except IntegrityError as exc:  # a concurrent import added one of them meanwhile
                 raise InvalidNumberImport("a number of the file was added to the inventory meanwhile; "
                                           "nothing imported, try again") from exc
+            if audit is not None:
+                await audit(session, "inventory", {"imported": len(rows)})
         log.info("imported %d numbers into the inventory", len(rows))
         return len(rows)
 
@@ -308,11 +326,13 @@ class NumbersService:
 
     async def search(
         self, *, country: str | None = None, area: str | None = None, type: str | None = None,
-        limit: int = 20, now: datetime | None = None,
+        limit: int = 20, now: datetime | None = None, contains: str | None = None, currency: str | None = None,
     ) -> list[PhoneNumber]:
         """Numbers an org can rent (available, or out of quarantine at ``now``), by E.164.
 
-        ``area``: leading digits of the national number ("415" for +1 415 …, "20" for London).
+        ``area``: leading digits of the national number ("415" for +1 415 …, "20" for London);
+        ``contains``: digits anywhere in the national number ("5555"); ``currency``: only numbers
+        priced in it (an org can rent only numbers in its own currency).
         """
         moment = _utc(now) if now is not None else datetime.now(UTC)
         if country is not None:
@@ -321,17 +341,22 @@ class NumbersService:
                 raise InvalidNumber(f"country must be an ISO 3166-1 alpha-2 code, not {country!r}")
         if area is not None and not _AREA_RE.fullmatch(area.strip()):
             raise InvalidNumber(f"area must be 1 to 8 digits, not {area!r}")
+        if contains is not None and not _CONTAINS_RE.fullmatch(contains.strip()):
+            raise InvalidNumber(f"contains must be 1 to 15 digits, not {contains!r}")
+        if currency is not None and not _CURRENCY_RE.fullmatch(currency):
+            raise InvalidNumber(f"currency must be an ISO 4217 code, not {currency!r}")
         if type is not None and type not in NUMBER_TYPES:
             raise InvalidNumber(f"unknown type {type!r} (one of {', '.join(sorted(NUMBER_TYPES))})")
         if not 1 <= limit <= MAX_SEARCH:
             raise InvalidNumber(f"limit must be 1 to {MAX_SEARCH}")
         async with self._sessions() as session:
             found = await repo.search(session, moment, country=country, area=area.strip() if area else None,
-                                      type_=type, limit=limit)
+                                      type_=type, limit=limit, contains=contains.strip() if contains else None,
+                                      currency=currency)
         return list(found)
 
     # -- renting -----------------------------------------------------------------------------
-    async def rent(self, org_id: str, e164: str, now: datetime) -> PhoneNumber:
+    async def rent(self, org_id: str, e164: str, now: datetime, *, audit: AuditHook | None = None) -> PhoneNumber:
         """Rent an available number to the org: charges the setup fee ("number_setup") and the
         first month ("number_rental"), one ledger entry each; paid until ``now`` + 1 calendar month.
 
@@ -344,6 +369,8 @@ class NumbersService:
         setup charge is refused the claim is undone; if the month is refused after the setup was
         charged the setup is refunded (a separate ledger entry) and the claim undone — the org
         sees a charge and its refund, never a number it did not pay for.
+
+        ``audit`` is recorded with the last step (the paid period): number, prices, paid until.
         """
         _utc(now)
         async with self._sessions() as session:
@@ -398,7 +425,11 @@ class NumbersService:
         async with self._sessions() as session, session.begin():
             await repo.advance(session, number.id, org_id, now, paid_until)
             rented = await repo.number_by_e164(session, normalized)
-        assert rented is not None
+            assert rented is not None
+            if audit is not None:
+                await audit(session, normalized, {
+                    "number": normalized, "setup_price_minor": setup, "monthly_price_minor": month,
+                    "currency": currency, "paid_until": paid_until.isoformat()})
         log.info("org %s rented %s: setup %s, first month %s, paid until %s", org_id, normalized,
                  _money(setup, currency), _money(month, currency), paid_until.isoformat())
         return rented
@@ -415,15 +446,18 @@ class NumbersService:
         return InsufficientCredit(message, {"number": e164, "needed_minor": total, "available_minor": available,
                                             "currency": currency})
 
-    async def release(self, org_id: str, e164: str, now: datetime) -> PhoneNumber:
+    async def release(self, org_id: str, e164: str, now: datetime, *, audit: AuditHook | None = None) -> PhoneNumber:
         """Give a rented number back: in quarantine until ``now`` + ``quarantine_days``, unrouted.
-        Nothing is refunded. ``NumberNotFound`` unless the org rents it."""
+        Nothing is refunded. ``NumberNotFound`` unless the org rents it (the same error for a
+        number of another org as for one that does not exist)."""
         _utc(now)
         async with self._sessions() as session, session.begin():
             normalized = await self._normalize_for(session, org_id, e164)
             released = await repo.release(session, org_id, normalized, now + self._quarantine)
-        if released is None:
-            raise NumberNotFound(f"{normalized} is not rented by this organization", {"number": normalized})
+            if released is None:
+                raise NumberNotFound(f"{normalized} is not rented by this organization", {"number": normalized})
+            if audit is not None:
+                await audit(session, normalized, {"number": normalized})
         log.info("org %s released %s; in quarantine until %s", org_id, normalized, now + self._quarantine)
         return released
 
@@ -433,11 +467,38 @@ class NumbersService:
             rows = await repo.numbers_of_org(session, org_id)
         return [NumberView.of(number, extension) for number, extension in rows]
 
+    async def numbers_page(self, org_id: str, *, after: str | None = None, limit: int = 50) -> list[NumberView]:
+        """The org's rented numbers by E.164 after ``after``, with where each rings."""
+        async with self._sessions() as session:
+            rows = await repo.numbers_page(session, org_id, after, limit)
+        return [NumberView.of(number, extension) for number, extension in rows]
+
+    async def inventory(self, *, state: str | None = None, org_id: str | None = None, after: str | None = None,
+                        limit: int = 50, now: datetime | None = None) -> list[InventoryItem]:
+        """The whole inventory by E.164 (the operator console), optionally only numbers in
+        ``state`` (as customers see it) or rented by ``org_id``."""
+        moment = _utc(now) if now is not None else datetime.now(UTC)
+        if state is not None and state not in {s.value for s in NumberState}:
+            raise InvalidNumber(f"state must be one of {', '.join(s.value for s in NumberState)}, not {state!r}")
+        async with self._sessions() as session:
+            rows = await repo.inventory_page(session, moment, state=state, org_id=org_id, after=after, limit=limit)
+        items = []
+        for number, org_name, trunk in rows:
+            view = NumberView.of(number)
+            if _rentable(number, moment) and number.state != NumberState.AVAILABLE.value:
+                view = replace(view, state=NumberState.AVAILABLE.value)
+            items.append(InventoryItem(view, number.org_id, org_name, trunk,
+                                       number.quarantine_until if view.state == NumberState.QUARANTINE.value
+                                       else None))
+        return items
+
     # -- routing -----------------------------------------------------------------------------
-    async def route(self, e164: str, extension: str | None, *, org_id: str | None = None) -> PhoneNumber:
+    async def route(self, e164: str, extension: str | None, *, org_id: str | None = None,
+                    audit: AuditHook | None = None) -> PhoneNumber:
         """Route a rented number to the user with ``extension`` in the org that rents it (None:
         unrouted). With ``org_id`` the number must be rented by that org. ``NumberNotFound``
         when it is not rented (by that org), ``UserNotFound`` when the extension is not the org's.
+        ``audit`` gets the number and the extension.
         """
         async with self._sessions() as session, session.begin():
             normalized = (
@@ -457,6 +518,9 @@ class NumbersService:
             if not await repo.set_route(session, number.id, number.org_id, user_id):
                 raise NumberNotFound(f"{normalized} is not rented any more", {"number": normalized})
             number.route_user_id = user_id
+            if audit is not None:
+                await audit(session, normalized, {"number": normalized,
+                                                  "extension": extension.strip() if extension else None})
         return number
 
     async def route_inbound(self, e164: str) -> InboundRoute | None:

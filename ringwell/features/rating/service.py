@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ringwell.features.accounts.errors import OrganizationNotFound
 from ringwell.features.accounts.models import Organization
@@ -33,7 +34,7 @@ from ringwell.features.rating.errors import (
     InvalidRatingData,
     RateDeckNotFound,
 )
-from ringwell.features.rating.models import RateDeck
+from ringwell.features.rating.models import OrgRateDeck, RateDeck, RateRow
 from ringwell.features.rating.rates import (
     PrefixTable,
     Rate,
@@ -45,9 +46,12 @@ from ringwell.features.rating.rates import (
 )
 from ringwell.storage.base import utcnow
 
-__all__ = ["DEFAULT_RECHECK_INTERVAL", "LoadedDeck", "RateQuote", "RatingService"]
+__all__ = ["DEFAULT_RECHECK_INTERVAL", "DeckInfo", "InTransaction", "LoadedDeck", "RateQuote", "RatingService"]
 
 log = logging.getLogger(__name__)
+
+# Runs inside a change's database transaction with the id of what changed (an audit event, say).
+InTransaction = Callable[[AsyncSession, str], Awaitable[None]]
 
 DEFAULT_RECHECK_INTERVAL = 5.0  # seconds a server may rate with a deck before checking for a new import
 MAX_DECK_NAME = 100
@@ -79,6 +83,19 @@ class RateQuote:
         return affordable_seconds(self.rate, self.currency, budget_minor)
 
 
+@dataclass(frozen=True, slots=True)
+class DeckInfo:
+    """A deck as the operator lists it: how many rates it has and how many organizations pay by it."""
+
+    id: str
+    name: str
+    currency: str
+    rates: int
+    orgs: int
+    created_at: datetime
+    updated_at: datetime
+
+
 @dataclass(slots=True)
 class _Cached:
     deck: LoadedDeck
@@ -103,12 +120,14 @@ class RatingService:
         self._org_decks: dict[str, tuple[str | None, float]] = {}
 
     # -- operator ------------------------------------------------------------------------------
-    async def import_deck(self, name: str, lines: Iterable[str], currency: str = "USD") -> int:
+    async def import_deck(self, name: str, lines: Iterable[str], currency: str = "USD", *,
+                          in_transaction: InTransaction | None = None) -> int:
         """Create the deck ``name`` priced in ``currency``, or replace all its rates; returns how many.
 
         ``lines`` is the CSV (see ``rates.parse_rates_csv``); a bad line raises
         ``RateImportError`` and nothing changes. A deck's currency may change only if no
         organization paying in another currency is assigned to it (``CurrencyMismatch``).
+        ``in_transaction(session, deck_id)`` runs inside the import's transaction (e.g. its audit event).
         """
         name = _deck_name(name)
         currency = _currency(currency)
@@ -134,6 +153,8 @@ class RatingService:
                     # Servers notice a new import by a changed updated_at: it must change.
                     deck.updated_at = max(now, deck.updated_at + timedelta(microseconds=1))
                 await repo.replace_rates(session, deck.id, rates)
+                if in_transaction is not None:
+                    await in_transaction(session, deck.id)
         except IntegrityError as exc:  # the deck was created by a concurrent import meanwhile
             raise DeckImportConflict(f"deck {name!r} was being imported at the same time; try again",
                                      {"deck": name}) from exc
@@ -141,10 +162,11 @@ class RatingService:
         log.info("imported %d rates into deck %r (%s)", len(rates), name, currency)
         return len(rates)
 
-    async def assign_deck(self, org_id: str, deck_name: str) -> None:
+    async def assign_deck(self, org_id: str, deck_name: str, *, in_transaction: InTransaction | None = None) -> None:
         """Make ``deck_name`` the sell deck of the organization (replacing any other).
 
         The deck must be priced in the organization's currency (``CurrencyMismatch``).
+        ``in_transaction(session, deck_id)`` runs inside the assignment's transaction.
         """
         async with self._sessions() as session, session.begin():
             org = await session.get(Organization, org_id)
@@ -158,7 +180,25 @@ class RatingService:
                     f"{org.name} pays in {org.currency}; deck {deck_name!r} is priced in {deck.currency}",
                     {"deck": deck_name, "currency": deck.currency, "org_currency": org.currency})  # fmt: skip
             await repo.assign_deck(session, org_id, deck.id)
+            if in_transaction is not None:
+                await in_transaction(session, deck.id)
         self._org_decks.pop(org_id, None)
+
+    async def decks(self) -> list[DeckInfo]:
+        """Every rate deck, by name, with its number of rates and of organizations assigned to it."""
+        rates = (select(RateRow.deck_id, func.count().label("n")).group_by(RateRow.deck_id)).subquery()
+        orgs = (select(OrgRateDeck.deck_id, func.count().label("n")).group_by(OrgRateDeck.deck_id)).subquery()
+        query = (
+            select(RateDeck.id, RateDeck.name, RateDeck.currency, func.coalesce(rates.c.n, 0),
+                   func.coalesce(orgs.c.n, 0), RateDeck.created_at, RateDeck.updated_at)
+            .outerjoin(rates, rates.c.deck_id == RateDeck.id)
+            .outerjoin(orgs, orgs.c.deck_id == RateDeck.id)
+            .order_by(RateDeck.name)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [DeckInfo(id_, name, currency, int(n_rates), int(n_orgs), created, updated)
+                for id_, name, currency, n_rates, n_orgs, created, updated in rows]
 
     async def deck_of_org(self, org_id: str) -> str | None:
         """The name of the organization's sell deck, or ``None`` if it has none (read now, not cached)."""

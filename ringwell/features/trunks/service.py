@@ -14,12 +14,13 @@ import asyncio
 import ipaddress
 import re
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
+from enum import Enum
 from typing import Any
 
 import phonenumbers
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ringwell.features.trunks import repository as repo
 from ringwell.features.trunks.errors import DuplicateTrunk, InvalidTrunk, TrunkNotFound
@@ -28,14 +29,30 @@ from ringwell.features.trunks.sealing import Sealer
 from ringwell.tasks import Periodic
 from ringwell.transport.source import Source
 
-__all__ = ["NUMBER_FORMATS", "TrunkDirectory", "TrunkRoute", "TrunkSpec", "TrunksService", "dial_string"]
+__all__ = ["KEEP", "NUMBER_FORMATS", "InTransaction", "TrunkChanges", "TrunkDirectory", "TrunkRoute", "TrunkSpec",
+           "TrunksService", "dial_string"]
 
 NUMBER_FORMATS = ("e164", "e164-noplus", "national")
 TRANSPORTS = ("udp", "tcp")  # TLS to a carrier: not yet (it needs the carrier's CA per trunk)
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,99}")
 _PREFIX_RE = re.compile(r"[0-9#*]{0,16}")
+# Stands for the stored password while an update is validated (never stored: only a new one is sealed).
+_KEPT_PASSWORD = "\x00kept"  # noqa: S105 - a placeholder, not a credential
+
+MAX_INBOUND_TEXT = 1000  # the column: every inbound entry, comma-separated
+MAX_CREDENTIAL = 128  # username and password characters (the sealed password must fit its column)
+MAX_DECK_NAME = 100
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class _Keep(Enum):
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP  # a TrunkChanges field left as it is
+# Runs inside a change's database transaction with the id of what changed (an audit event, say).
+InTransaction = Callable[[AsyncSession, str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +71,31 @@ class TrunkSpec:
     priority: int = 10
     buy_deck: str | None = None
     max_channels: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkChanges:
+    """What an update changes: every field is left as it is unless given. The name cannot change
+    (the sealed password is bound to it); ``password=None`` removes the credentials' password."""
+
+    host: str | _Keep = KEEP
+    port: int | _Keep = KEEP
+    transport: str | _Keep = KEEP
+    username: str | _Keep | None = KEEP
+    password: str | _Keep | None = field(default=KEEP, repr=False)
+    register: bool | _Keep = KEEP
+    register_expires: int | _Keep = KEEP
+    inbound: Sequence[str] | _Keep = KEEP
+    number_format: str | _Keep = KEEP
+    tech_prefix: str | _Keep = KEEP
+    priority: int | _Keep = KEEP
+    buy_deck: str | _Keep | None = KEEP
+    max_channels: int | _Keep = KEEP
+    enabled: bool | _Keep = KEEP
+
+    def given(self) -> dict[str, Any]:
+        """The fields to change, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not KEEP}
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +205,14 @@ def _validate(spec: TrunkSpec) -> None:
         raise bad("register_expires", "must be 60-86400 seconds")
     if spec.max_channels < 0:
         raise bad("max_channels", "must not be negative (0 = no limit)")
+    if spec.username is not None and len(spec.username) > MAX_CREDENTIAL:
+        raise bad("username", f"at most {MAX_CREDENTIAL} characters")
+    if spec.password is not None and len(spec.password) > MAX_CREDENTIAL:
+        raise bad("password", f"at most {MAX_CREDENTIAL} characters")
+    if spec.buy_deck is not None and not 1 <= len(spec.buy_deck) <= MAX_DECK_NAME:
+        raise bad("buy_deck", f"a rate deck name of 1 to {MAX_DECK_NAME} characters")
+    if len(",".join(e.strip() for e in spec.inbound)) > MAX_INBOUND_TEXT:
+        raise bad("inbound", f"at most {MAX_INBOUND_TEXT} characters in all")
     for entry in spec.inbound:
         try:
             _parse_inbound(entry)
@@ -175,7 +225,9 @@ class TrunksService:
         self._sessions = sessions
         self._sealer = Sealer(secret_key)
 
-    async def add(self, spec: TrunkSpec) -> Trunk:
+    async def add(self, spec: TrunkSpec, *, in_transaction: InTransaction | None = None) -> Trunk:
+        """A new trunk (enabled). ``in_transaction(session, trunk_id)`` here and in :meth:`update` and
+        :meth:`delete` runs inside the change's transaction (e.g. its audit event: both or neither)."""
         _validate(spec)
         async with self._sessions() as session, session.begin():
             if await repo.trunk_by_name(session, spec.name) is not None:
@@ -189,6 +241,9 @@ class TrunksService:
                 max_channels=spec.max_channels, enabled=True,
             )
             session.add(trunk)
+            await session.flush()
+            if in_transaction is not None:
+                await in_transaction(session, trunk.id)
         return trunk
 
     async def remove(self, name: str) -> None:
@@ -204,6 +259,58 @@ class TrunksService:
             if trunk is None:
                 raise TrunkNotFound(f"no trunk named {name!r}", {"name": name})
             trunk.enabled = enabled
+
+    async def by_id(self, trunk_id: str) -> Trunk:
+        async with self._sessions() as session:
+            trunk: Trunk | None = await session.get(Trunk, trunk_id) if len(trunk_id) <= 36 else None
+        if trunk is None:
+            raise TrunkNotFound("no such trunk", {"trunk_id": trunk_id[:36]})
+        return trunk
+
+    async def update(self, trunk_id: str, changes: TrunkChanges, *,
+                     in_transaction: InTransaction | None = None) -> Trunk:
+        """Apply ``changes`` to a trunk (validated as a whole, like a new trunk); the password is
+        sealed again only when a new one is given."""
+        given = changes.given()
+        enabled = given.pop("enabled", None)
+        async with self._sessions() as session, session.begin():
+            trunk: Trunk | None = await session.get(Trunk, trunk_id) if len(trunk_id) <= 36 else None
+            if trunk is None:
+                raise TrunkNotFound("no such trunk", {"trunk_id": trunk_id[:36]})
+            current = TrunkSpec(
+                name=trunk.name, host=trunk.host, port=trunk.port, transport=trunk.transport, username=trunk.username,
+                password=_KEPT_PASSWORD if trunk.password_enc else None, register=trunk.register,
+                register_expires=trunk.register_expires,
+                inbound=tuple(e for e in trunk.inbound_addresses.split(",") if e.strip()),
+                number_format=trunk.number_format, tech_prefix=trunk.tech_prefix, priority=trunk.priority,
+                buy_deck=trunk.buy_deck, max_channels=trunk.max_channels,
+            )
+            spec = replace(current, **given)
+            _validate(spec)
+            trunk.host, trunk.port, trunk.transport = spec.host, spec.port, spec.transport
+            trunk.username = spec.username
+            trunk.register, trunk.register_expires = spec.register, spec.register_expires
+            trunk.inbound_addresses = ",".join(e.strip() for e in spec.inbound)
+            trunk.number_format, trunk.tech_prefix, trunk.priority = spec.number_format, spec.tech_prefix, spec.priority
+            trunk.buy_deck, trunk.max_channels = spec.buy_deck, spec.max_channels
+            if "password" in given:
+                trunk.password_enc = self._sealer.seal(spec.password, spec.name) if spec.password else None
+            if enabled is not None:
+                trunk.enabled = bool(enabled)
+            if in_transaction is not None:
+                await in_transaction(session, trunk.id)
+        return trunk
+
+    async def delete(self, trunk_id: str, *, in_transaction: InTransaction | None = None) -> Trunk:
+        """Remove a trunk by id; returns what it was (calls that used it keep their records)."""
+        async with self._sessions() as session, session.begin():
+            trunk: Trunk | None = await session.get(Trunk, trunk_id) if len(trunk_id) <= 36 else None
+            if trunk is None:
+                raise TrunkNotFound("no such trunk", {"trunk_id": trunk_id[:36]})
+            await session.delete(trunk)
+            if in_transaction is not None:
+                await in_transaction(session, trunk.id)
+        return trunk
 
     async def all(self) -> list[Trunk]:
         async with self._sessions() as session:
