@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from ringwell.features.accounts.repository import CredentialRecord
 from ringwell.features.accounts.repository import Reachable as Callee
-from ringwell.features.cdr.service import CallAnswered, CallBilling, CallClosed, CallOpened, CdrWriter
+from ringwell.features.cdr.service import CallAnswered, CallBilling, CallClosed, CallOpened
 from ringwell.features.outbound.service import Authorized, CallCharge, OutboundService, Refusal
 from ringwell.features.trunks.service import TrunkRoute
 from ringwell.media.errors import PortExhausted
@@ -51,7 +51,8 @@ from ringwell.sip.uri import SipUri, TelUri
 from ringwell.storage.base import new_id
 from ringwell.transport.source import Source
 
-__all__ = ["CachedDirectory", "CallManager", "Callee", "Directory", "Inbound", "InboundRoute", "SipSender"]
+__all__ = ["CachedDirectory", "CallManager", "CallRecorder", "Callee", "Directory", "Inbound", "InboundRoute",
+           "SipSender"]
 
 log = logging.getLogger(__name__)
 MAX_DIALLED = 64
@@ -133,6 +134,17 @@ class _Outbound:
     deadline: asyncio.TimerHandle | None = None
     extender: asyncio.TimerHandle | None = None
     trunk_id: str | None = None  # inbound: the trunk it came from
+
+
+class CallRecorder(Protocol):
+    """Where the calls driver reports leg-neutral call events: the CDR writer
+    (``features.cdr.service.CdrWriter``), or something forwarding to it. Never blocks, never raises."""
+
+    def opened(self, event: CallOpened) -> None: ...
+
+    def answered(self, event: CallAnswered) -> None: ...
+
+    def closed(self, event: CallClosed) -> None: ...
 
 
 class SipSender(Protocol):
@@ -274,7 +286,7 @@ class CallManager:
         registrar: Registrar,
         directory: Directory,
         relay: MediaRelay,
-        cdr: CdrWriter,
+        cdr: CallRecorder,
         config: CallConfig,
         node: str | None = None,
         outbound: OutboundService | None = None,
