@@ -31,6 +31,7 @@ from ringwell.features.numbers.service import NumbersService
 from ringwell.features.outbound.service import OrgProfile, OutboundService
 from ringwell.features.rating.service import RatingService
 from ringwell.features.trunks.service import TrunkDirectory, TrunksService
+from ringwell.features.webhooks.calls import CallEvents
 from ringwell.features.webhooks.service import WebhooksService
 from ringwell.mail import mailer_from
 from ringwell.media.ports import PortPool
@@ -198,7 +199,8 @@ class RingwellServer:
             registrar=self.registrar,
             directory=CachedDirectory(self.accounts.reachable),
             relay=self.relay,
-            cdr=self.cdr,
+            # Call records, and call.* webhooks (a lambda: self.web is built below, before any call).
+            cdr=CallEvents(self.cdr, lambda org_id, kind, data: self.web.webhooks.emit(org_id, kind, data)),  # noqa: PLW0108
             config=CallConfig(host=host, via_for=self._via_for, contact_for=self._contact_for,
                               session_expires=settings.session_expires, min_se=settings.min_se),
             node=self.node,
@@ -207,6 +209,7 @@ class RingwellServer:
             counters=self.counters,
         )
         self.endpoint.calls = self.calls
+        self.accounts.credentials_changed = self._credentials_changed
         self.endpoint.sender = self._sender
         self.endpoint.trunk_of = self.trunks.identify
         self.registrations = TrunkRegistrations(self.endpoint, self._via_for, host, settings.sip_port,
@@ -226,6 +229,14 @@ class RingwellServer:
         self._http_task: asyncio.Task[None] | None = None
         self._security_handler: logging.Handler | None = None
         self.started = False
+
+    def _credentials_changed(self, credential_id: str, username: str) -> None:
+        """A SIP password changed or a credential was deleted: forget its HA1 and its devices here.
+        (Other nodes notice within the credential cache's TTL and their registrations expire.)"""
+        self.endpoint.credentials.forget(username)
+        dropped = self.registrar.forget(credential_id)
+        if dropped:
+            log.info("dropped %d registrations of %s after its credentials changed", dropped, username)
 
     def _web_services(self) -> WebServices:
         """What the API and the portal are built on: the same services the SIP side uses."""
@@ -350,10 +361,11 @@ class RingwellServer:
         self.registrations.start()
         self.verifier.start()
         self.renewals.start()
-        self.web.webhooks.start()
+        self.web.webhooks.start(ledger=self.ledger)  # with the ledger: balance.low checks
         routes = stripe_routes(self.payments) if self.payments else ()
-        config = uvicorn.Config(build_app(self.status, routes, self.web), host=bind, port=settings.http_port,
-                                log_level="warning", lifespan="off", access_log=False)
+        app = build_app(self.status, routes, self.web, warm=True)
+        config = uvicorn.Config(app, host=bind, port=settings.http_port, log_level="warning", lifespan="off",
+                                access_log=False)
         self._http = _HttpServer(config)
         self._http_task = asyncio.create_task(self._http.serve(), name="http")
         while not self._http.started:

@@ -22,6 +22,7 @@ from ringwell.features.numbers import routes as numbers_routes
 from ringwell.features.rating import routes as rating_routes
 from ringwell.features.trunks import routes as trunks_routes
 from ringwell.features.webhooks import routes as webhooks_routes
+from ringwell.web import docs as api_docs
 from ringwell.web.context import WebServices
 from ringwell.web.errors import ERROR_RESPONSES, install_error_handlers
 from ringwell.web.portal import auth as portal_auth
@@ -55,14 +56,15 @@ _SECURITY_HEADERS = {
 
 
 def build_app(status: Callable[[], dict[str, Any]], routes: Sequence[BaseRoute] = (),
-              services: WebServices | None = None) -> FastAPI:
+              services: WebServices | None = None, *, warm: bool = False) -> FastAPI:
     """``/healthz`` and ``routes`` always; with ``services`` the API, its OpenAPI 3.1 document at
     ``/api/v1/openapi.json`` (browsable at ``/api/v1/docs``) and the portal."""
     app = FastAPI(
         title="Ringwell API", version=__version__, openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None,
         redoc_url=None,
         description="The REST API of a Ringwell phone system. Authenticate with an org's API key "
-                    "(`Authorization: Bearer rwk_...`). Errors are `{error_id, message, details}`.",
+                    "(`Authorization: Bearer rwk_...`). Errors are `{error_id, message, details}`. "
+                    f"Browsable reference: [{api_docs.DOCS_PATH}]({api_docs.DOCS_PATH}).",
     )
     app.state.services = services
     install_error_handlers(app)
@@ -77,12 +79,25 @@ def build_app(status: Callable[[], dict[str, Any]], routes: Sequence[BaseRoute] 
             app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
         app.state.templates = Jinja2Templates(directory=str(_HERE / "templates"))
         app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
+        app.include_router(api_docs.router)
         for module in _PORTAL:
             app.include_router(module.router, include_in_schema=False)
+        if warm:
+            # Compile every template and the OpenAPI document now: done on the first request
+            # they stalled the event loop (and with it SIP) for a few hundred milliseconds.
+            env = app.state.templates.env
+            for name in env.list_templates(extensions=["html"]):
+                env.get_template(name)
+            app.openapi()
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
+        payments = services.payments if services is not None else None
+        if payments is not None and request.url.path.startswith("/billing"):
+            # The top-up form's POST answers 303 to Stripe Checkout; browsers apply form-action to that redirect.
+            response.headers.setdefault("Content-Security-Policy", _SECURITY_HEADERS["Content-Security-Policy"].replace(
+                "form-action 'self'", f"form-action 'self' {payments.checkout_origin}"))
         for name, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         if request.url.path.startswith(API_PREFIX) or not request.url.path.startswith("/static/"):

@@ -1,12 +1,116 @@
-"""Portal pages: dashboard.
+"""Portal page: the dashboard — credit, today's calls and spend, 14 days in a chart, recent calls.
 
-STUB — being written (issue 5).
+Owners and admins see the whole organization's calls; a member sees their own (the same rule
+as the call history). The org's days come from ``cdr.history.daily_summary``; a member's are
+summed here from their own calls of the period (bounded: a member's two weeks of calls).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import time
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
+from typing import Annotated, Any
 
-__all__ = ["router"]
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from ringwell.features.auth.tokens import Identity
+from ringwell.features.cdr import history
+from ringwell.features.cdr.models import CallRecord, Disposition
+from ringwell.web.portal.calls import call_row, own_calls_only
+from ringwell.web.portal.charts import daily_chart
+from ringwell.web.portal.common import can, page_identity, services
+from ringwell.web.portal.pages import need, org_of, show
+
+__all__ = ["DAYS", "router", "summarize"]
 
 router = APIRouter()
+
+PageIdentity = Annotated[Identity, Depends(page_identity)]
+DAYS = 14
+RECENT = 5
+MAX_MEMBER_CALLS = 20_000  # a member's two weeks of calls; beyond this the chart would undercount
+
+
+def summarize(records: Iterable[CallRecord], first: date, days: int) -> list[history.DaySummary]:
+    """Per-UTC-day totals of ``records`` for ``days`` days from ``first`` (days without calls as zeros)."""
+    totals: dict[date, list[float]] = {first + timedelta(days=i): [0, 0, 0.0, 0] for i in range(days)}
+    for record in records:
+        row = totals.get(record.started_at.astimezone(UTC).date())
+        if row is None:
+            continue
+        row[0] += 1
+        if record.disposition == Disposition.ANSWERED.value:
+            row[1] += 1
+        row[2] += record.talk_seconds or 0.0
+        row[3] += record.charge_minor or 0
+    return [history.DaySummary(day, int(calls), int(answered), round(talk), int(charge))
+            for day, (calls, answered, talk, charge) in totals.items()]
+
+
+async def _member_days(request: Request, org_id: str, user_id: str, now: datetime) -> list[history.DaySummary]:
+    first = now.date() - timedelta(days=DAYS - 1)
+    flt = history.CallFilter(since=datetime.combine(first, clock(), UTC), user_id=user_id)
+    records: list[CallRecord] = []
+    async for record in history.iter_calls(services(request).sessions, org_id, flt):
+        records.append(record)
+        if len(records) >= MAX_MEMBER_CALLS:
+            break
+    return summarize(records, first, DAYS)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def dashboard(request: Request, identity: PageIdentity) -> HTMLResponse:
+    need(identity, "org.read")
+    org = await org_of(request, identity)
+    web = services(request)
+    now = datetime.now(UTC)
+    context: dict[str, Any] = {"org": org, "now": now, "sip_host": web.settings.advertised_host}
+    balance = await web.ledger.balance(org.id) if can(identity, "billing.read") else None
+    context["balance"] = balance
+    currency = balance.currency if balance is not None else org.currency
+    if can(identity, "calls.read"):
+        own = own_calls_only(identity)
+        days = (await _member_days(request, org.id, own, now) if own is not None
+                else await history.daily_summary(web.sessions, org.id, DAYS, now))
+        recent = await history.call_page(web.sessions, org.id, history.CallFilter(user_id=own), None, RECENT)
+        context.update(
+            own=own is not None, today=days[-1], days=days,
+            # Two drawings of the same days; the stylesheet shows the one that fits the screen.
+            chart=daily_chart(days, currency, css_class="chart-wide"),
+            chart_narrow=daily_chart(days, currency, width=360, height=240, css_class="chart-narrow"),
+            period_calls=sum(d.calls for d in days), period_spend=sum(d.charge_minor for d in days),
+            recent=[call_row(r) for r in recent.items], currency=currency,
+        )
+    if identity.user_id is not None:
+        context["me"] = await _me(request, org.id, identity.user_id)
+    if can(identity, "numbers.read"):
+        context["number_count"] = len(await web.numbers.numbers(org.id))
+    context["links"] = _links(identity)
+    return show(request, "dashboard/index.html", context)
+
+
+async def _me(request: Request, org_id: str, user_id: str) -> dict[str, Any] | None:
+    """The logged-in user's own phone: extension, SIP username, devices registered now."""
+    web = services(request)
+    creds = await web.accounts.sip_credentials(org_id, user_id)
+    if not creds:
+        return None
+    now = time.time()
+    online = sum(len(web.registrar.lookup(cred.credential_id, now)) for cred in creds)
+    return {"extension": creds[0].extension, "sip_username": creds[0].username, "devices": online,
+            "user_id": user_id}
+
+
+def _links(identity: Identity) -> list[tuple[str, str, str]]:
+    """Quick links the role may use: (href, label, what it is for)."""
+    offered = [
+        ("/calls", "Call history", "Filter, page and export calls", "calls.read"),
+        ("/users/new", "Add a user", "An extension and a SIP account", "users.write"),
+        ("/numbers/search", "Get a number", "Rent a phone number", "numbers.write"),
+        ("/billing#top-up", "Add credit", "Pay by card", "billing.topup"),
+        ("/billing", "Billing", "Balance, ledger and receipts", "billing.read"),
+    ]
+    return [(href, label, text) for href, label, text, permission in offered if can(identity, permission)][:4]
