@@ -2,7 +2,7 @@
 BIN := .venv/bin
 DATA ?= data
 
-.PHONY: run test check peers bench bench-register bench-calls bench-media bench-rating clean
+.PHONY: run test check peers bench bench-register bench-calls bench-media bench-rating bench-api clean
 
 .venv/.run: pyproject.toml scripts/venv.sh
 	@scripts/venv.sh
@@ -31,7 +31,7 @@ check: .venv/.test
 	$(BIN)/mypy
 
 ## bench: every benchmark (results go to bench/RESULTS.md)
-bench: bench-register bench-calls bench-media bench-rating
+bench: bench-register bench-calls bench-media bench-rating bench-api
 
 bench-register: .venv/.test peers
 	$(BIN)/python -m bench.register
@@ -60,6 +60,10 @@ bench-media: .venv/.test peers bench/out/rtpload
 ## bench-rating: rate 1 M CDRs against a 100 000-prefix deck, beside the same rating in PostgreSQL (ARGS=...)
 bench-rating: .venv/.test
 	$(BIN)/python -m bench.rating $(ARGS)
+
+## bench-api: call history over HTTP with 10 M CDRs in PostgreSQL, wrk beside pgbench on the same SQL (ARGS=--reuse ...)
+bench-api: .venv/.test peers
+	$(BIN)/python -m bench.api $(ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
