@@ -446,3 +446,13 @@ async def test_rotating_or_deleting_drops_the_devices_and_the_old_password_at_on
     async with web.services.sessions() as session:
         rows = (await session.execute(text("SELECT count(*) FROM bindings"))).scalar_one()
     assert rows == 1
+
+
+async def test_json_true_is_not_a_number(web):
+    """Request bodies are strict: a boolean or a numeric string never becomes an amount or a timeout."""
+    a = await web.tenant("Alpha")
+    for body in ({"low_balance_minor": True}, {"low_balance_minor": "500"}):
+        response = await a.api.patch(f"{API}/orgs/{a.org.id}", json=body)
+        assert response.status_code == 422, response.text
+    assert (await a.api.get(f"{API}/orgs/{a.org.id}")).json()["low_balance_minor"] is None
+    assert (await a.api.patch(f"{API}/orgs/{a.org.id}", json={"low_balance_minor": 500})).status_code == 200

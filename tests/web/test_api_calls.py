@@ -114,6 +114,8 @@ async def test_calls_newest_first_with_every_field_and_filters(web):
     assert ancient.status_code == 422 and ancient.json()["error_id"] == "invalid_call_query"
     backwards = await a.client.get(url, params={"since": "2026-03-10T00:00:00Z", "until": "2026-03-01T00:00:00Z"})
     assert backwards.status_code == 422 and backwards.json()["details"] == {"field": "since"}
+    for epoch in ("0", "1700000000", "-5.5"):  # not read as seconds since 1970
+        assert (await a.client.get(url, params={"until": epoch})).status_code == 422
 
 
 async def test_cursor_pages_cover_every_call_once_and_a_tampered_cursor_is_refused(web):

@@ -16,6 +16,7 @@ from ringwell.features.accounts.repository import CredentialRecord
 from ringwell.features.accounts.service import OrgSummary, UserView
 from ringwell.features.billing.service import Balance
 from ringwell.pbx.registrar import Binding
+from ringwell.web.schemas import RequestBody
 
 __all__ = [
     "NewUserOut",
@@ -41,7 +42,7 @@ _MAX_MINOR = 10**15
 _TEXT = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL refuses NUL; names are shown in pages)
 
 
-class _Request(BaseModel):
+class _Request(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
 

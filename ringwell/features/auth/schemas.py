@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from ringwell.features.auth.models import ApiKey
+from ringwell.web.schemas import RequestBody
 
 __all__ = ["ApiKeyCreate", "ApiKeyCreated", "ApiKeyOut", "ApiKeyPage", "Me", "MeApiKey", "MeOrg", "MeUser"]
 
@@ -65,7 +66,7 @@ class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="the whole key (rwk_...): shown in this response only; store it now")
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(RequestBody):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     scopes: list[Scope] = Field(min_length=1, max_length=64,
                                 description="permission names; each must be held by the caller")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from ringwell.features.billing.money import format_minor
 from ringwell.features.billing.payments import MAX_RETURN_URL, MAX_TOP_UP_MINOR
+from ringwell.web.schemas import RequestBody
 
 __all__ = [
     "BalanceOut",
@@ -66,7 +67,7 @@ class LedgerPage(BaseModel):
 _URL = r"^https?://[^\s]+$"
 
 
-class TopUpIn(BaseModel):
+class TopUpIn(RequestBody):
     amount_minor: int = Field(gt=0, le=MAX_TOP_UP_MINOR, description="Minor units of the organization's currency")
     mode: Literal["payment_intent", "checkout"] = Field(
         "payment_intent", description="payment_intent (default): a PaymentIntent your front end confirms with "
@@ -108,7 +109,7 @@ class CheckoutTopUpOut(BaseModel):
 TopUpResult = Annotated[TopUpOut | CheckoutTopUpOut, Field(discriminator="mode")]
 
 
-class CreditIn(BaseModel):
+class CreditIn(RequestBody):
     amount_minor: int = Field(ge=-MAX_ADJUST_MINOR, le=MAX_ADJUST_MINOR,
                               description="Non-zero: positive credits the organization, negative debits it")
     reason: str = Field(min_length=1, max_length=500, description="Why (kept in the ledger and the audit log)")

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 
 from ringwell.features.auth.errors import PermissionDenied
 from ringwell.features.auth.permissions import Role
@@ -26,6 +26,16 @@ from ringwell.features.cdr.schemas import CallList, CallOut, call_out
 from ringwell.web.context import WebServices
 from ringwell.web.deps import Scope, org_scope, services
 from ringwell.web.errors import ErrorBody
+
+
+def _iso_only(value: Any) -> Any:
+    """ISO 8601 only: pydantic would read "0" or "1700000000" as seconds since 1970."""
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("expected an ISO 8601 date and time with its zone, e.g. 2026-12-07T09:00:00Z")
+    return value
+
+
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
 
 __all__ = ["router"]
 
@@ -38,9 +48,9 @@ Web = Annotated[WebServices, Depends(services)]
 
 
 def call_filter(
-    since: Annotated[AwareDatetime | None, Query(description="Calls that started at or after (ISO 8601 with zone)")]
+    since: Annotated[IsoTime | None, Query(description="Calls that started at or after (ISO 8601 with zone)")]
     = None,
-    until: Annotated[AwareDatetime | None, Query(description="Calls that started before (ISO 8601 with zone)")] = None,
+    until: Annotated[IsoTime | None, Query(description="Calls that started before (ISO 8601 with zone)")] = None,
     direction: Annotated[Direction | None, Query()] = None,
     disposition: Annotated[Disposition | None, Query()] = None,
     number: Annotated[str | None, Query(min_length=1, max_length=64,

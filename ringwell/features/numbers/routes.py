@@ -180,5 +180,5 @@ async def operator_import_numbers(
         await audit.record("numbers.import", scope.actor, org_id=scope.org.id, target_type="inventory",
                            target_id=target_id, details=details, session=session)
 
-    count = await services(request).numbers.import_numbers(io.StringIO(body.csv), audit=record)
+    count = await services(request).numbers.import_numbers(io.StringIO(body.csv, newline=""), audit=record)
     return ImportResult(imported=count)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ringwell.features.numbers.models import PhoneNumber
 from ringwell.features.numbers.service import InventoryItem, NumberView
+from ringwell.web.schemas import RequestBody
 
 __all__ = [
     "AvailableList",
@@ -29,7 +30,7 @@ _EXTENSION = r"^[0-9]{2,8}$"
 MAX_IMPORT_CHARS = 5_000_000  # some 100 000 inventory lines
 
 
-class _Request(BaseModel):
+class _Request(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
 

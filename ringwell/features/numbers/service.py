@@ -21,7 +21,7 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -230,7 +230,8 @@ class NumbersService:
         the count).
         """
         reader = csv.reader(iter(lines))
-        header = next(reader, None)
+        records = _records(reader)
+        header = next(records, None)
         if header is None:
             raise InvalidNumberImport("line 1: the file is empty (expected a header: "
                                       + ",".join(REQUIRED_COLUMNS) + ")", {"line": 1})
@@ -240,7 +241,7 @@ class NumbersService:
         line_of: dict[str, int] = {}
         async with self._sessions() as session, session.begin():
             trunks = await repo.trunk_ids(session)
-            for record in reader:
+            for record in records:
                 line = reader.line_num
                 if not any(cell.strip() for cell in record):
                     continue  # blank line
@@ -704,6 +705,18 @@ class NumbersService:
         if org is None:
             raise OrganizationNotFound(f"no organization {org_id}")
         return normalize(e164, org[0])
+
+
+def _records(reader: Any) -> Iterator[list[str]]:
+    """The reader's rows; a line the csv module cannot read is the import's error, with its number."""
+    while True:
+        try:
+            record: list[str] = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InvalidNumberImport(f"line {reader.line_num}: {exc}", {"line": reader.line_num}) from exc
+        yield record
 
 
 def _normalize_e164(e164: str) -> str:

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from ringwell.features.rating.rates import format_micros
+from ringwell.web.schemas import RequestBody
 
 __all__ = ["DeckAssignIn", "DeckAssignOut", "DeckImportIn", "DeckImportOut", "DeckList", "DeckOut", "Micros", "RateOut",
            "micros"]
@@ -59,7 +60,7 @@ class DeckList(BaseModel):
     next_cursor: str | None = Field(description="Always null: every deck is listed")
 
 
-class DeckImportIn(BaseModel):
+class DeckImportIn(RequestBody):
     name: str = Field(min_length=1, max_length=100, description="Creates the deck, or replaces all its rates")
     currency: str = Field(default="USD", pattern=r"^[A-Za-z]{3}$")
     csv: str = Field(min_length=1, max_length=MAX_DECK_CSV,
@@ -73,7 +74,7 @@ class DeckImportOut(BaseModel):
     rates: int = Field(description="How many rates the deck now has")
 
 
-class DeckAssignIn(BaseModel):
+class DeckAssignIn(RequestBody):
     deck: str = Field(min_length=1, max_length=100, description="The name of the deck the organization pays by")
 
 

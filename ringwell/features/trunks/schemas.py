@@ -9,6 +9,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, Field, model_validator
 
 from ringwell.features.trunks.models import Trunk
+from ringwell.web.schemas import RequestBody
 
 __all__ = ["TrunkIn", "TrunkList", "TrunkOut", "TrunkPatch", "trunk_out"]
 
@@ -44,7 +45,7 @@ class TrunkList(BaseModel):
     next_cursor: str | None = Field(description="Always null: every trunk is listed")
 
 
-class TrunkIn(BaseModel):
+class TrunkIn(RequestBody):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
     host: str = Field(min_length=1, max_length=64, description="The carrier's IP address")
     port: int = Field(default=5060, ge=1, le=65535)
@@ -61,7 +62,7 @@ class TrunkIn(BaseModel):
     max_channels: int = Field(default=0, ge=0, le=100_000)
 
 
-class TrunkPatch(BaseModel):
+class TrunkPatch(RequestBody):
     """Only the fields sent change (the name cannot). ``password: null`` removes the password."""
 
     host: str | None = Field(default=None, min_length=1, max_length=64)

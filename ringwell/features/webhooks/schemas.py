@@ -16,6 +16,7 @@ from ringwell.features.webhooks.service import (
     EndpointView,
 )
 from ringwell.features.webhooks.urls import MAX_URL_LENGTH
+from ringwell.web.schemas import RequestBody
 
 __all__ = [
     "AttemptOut",
@@ -39,7 +40,7 @@ _URL = Field(min_length=1, max_length=MAX_URL_LENGTH, examples=["https://example
 _EVENTS_DOC = 'Event types to receive; ["*"] for all of them'
 
 
-class EndpointCreate(BaseModel):
+class EndpointCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     url: str = _URL
@@ -48,7 +49,7 @@ class EndpointCreate(BaseModel):
     enabled: bool = True
 
 
-class EndpointUpdate(BaseModel):
+class EndpointUpdate(RequestBody):
     """Only the fields given change; ``description: ""`` clears it."""
 
     model_config = ConfigDict(extra="forbid")

@@ -257,7 +257,7 @@ async def import_numbers(request: Request, identity: PageIdentity,
 
     try:
         text = await _read_csv(file, csv)
-        count = await web.numbers.import_numbers(io.StringIO(text), audit=record)
+        count = await web.numbers.import_numbers(io.StringIO(text, newline=""), audit=record)
     except DomainError as exc:
         return await _inventory_page(request, identity, None, None, error=exc.message, csv=csv,
                                      status_code=exc.status)
