@@ -243,14 +243,15 @@ class RingwellServer:
         settings = self.settings
         audit = AuditLog(self.sessions)
         mailer = mailer_from(settings)
+        api_keys = ApiKeys(self.sessions)
         web_sessions = SessionStore(self.sessions, lifetime=timedelta(hours=settings.session_hours),
                                     idle=timedelta(minutes=settings.session_idle_minutes))
         return WebServices(
             settings=settings, sessions=self.sessions, accounts=self.accounts, ledger=self.ledger,
             numbers=self.numbers, rating=self.rating, trunks=self.trunks.service, registrar=self.registrar,
-            audit=audit, web_sessions=web_sessions, api_keys=ApiKeys(self.sessions),
+            audit=audit, web_sessions=web_sessions, api_keys=api_keys,
             auth=AuthService(self.sessions, accounts=self.accounts, web_sessions=web_sessions, audit=audit,
-                             mailer=mailer, settings=settings),
+                             mailer=mailer, settings=settings, api_keys=api_keys),
             mailer=mailer,
             webhooks=WebhooksService(self.sessions, audit=audit, mailer=mailer, settings=settings),
             payments=self.payments,

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ringwell import __version__
 from ringwell.features.accounts import routes as accounts_routes
@@ -55,6 +56,46 @@ _SECURITY_HEADERS = {
 }
 
 
+class SecurityHeaders:
+    """Adds the security headers to every response (a plain ASGI middleware: Starlette's
+    ``BaseHTTPMiddleware`` costs a task and a stream per request).
+
+    ``checkout_origin``: the billing pages' top-up form answers 303 to Stripe Checkout, and
+    browsers apply ``form-action`` to that redirect, so those pages allow that one origin.
+    """
+
+    def __init__(self, app: ASGIApp, checkout_origin: str | None = None) -> None:
+        self.app = app
+        policy = _SECURITY_HEADERS["Content-Security-Policy"]
+        self._headers = [(k.lower().encode(), v.encode()) for k, v in _SECURITY_HEADERS.items()]
+        self._billing = [(k, v) for k, v in self._headers if k != b"content-security-policy"]
+        if checkout_origin:
+            billing_policy = policy.replace("form-action 'self'", f"form-action 'self' {checkout_origin}")
+            self._billing.append((b"content-security-policy", billing_policy.encode()))
+        else:
+            self._billing = self._headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        extra = self._billing if path.startswith("/billing") else self._headers
+        no_store = not path.startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(k, v) for k, v in extra if k not in present]
+                if no_store and b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def build_app(status: Callable[[], dict[str, Any]], routes: Sequence[BaseRoute] = (),
               services: WebServices | None = None, *, warm: bool = False) -> FastAPI:
     """``/healthz`` and ``routes`` always; with ``services`` the API, its OpenAPI 3.1 document at
@@ -90,18 +131,6 @@ def build_app(status: Callable[[], dict[str, Any]], routes: Sequence[BaseRoute] 
                 env.get_template(name)
             app.openapi()
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        payments = services.payments if services is not None else None
-        if payments is not None and request.url.path.startswith("/billing"):
-            # The top-up form's POST answers 303 to Stripe Checkout; browsers apply form-action to that redirect.
-            response.headers.setdefault("Content-Security-Policy", _SECURITY_HEADERS["Content-Security-Policy"].replace(
-                "form-action 'self'", f"form-action 'self' {payments.checkout_origin}"))
-        for name, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith(API_PREFIX) or not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
+    checkout = services.payments.checkout_origin if services is not None and services.payments else None
+    app.add_middleware(SecurityHeaders, checkout_origin=checkout)
     return app

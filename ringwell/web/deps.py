@@ -135,7 +135,7 @@ def org_scope(permission: str) -> Callable[[Request, str], Awaitable[Scope]]:
         own = identity.org_id == org_id
         if not own and not (identity.staff and grants(identity.permissions, permission)):
             raise OrganizationNotFound("no such organization", {"org_id": org_id})
-        org = await web.accounts.org_by_id(org_id)
+        org = identity.org if own and identity.org is not None else await web.accounts.org_by_id(org_id)
         if org is None:
             raise OrganizationNotFound("no such organization", {"org_id": org_id})
         if own and not grants(identity.permissions, permission):
@@ -162,7 +162,7 @@ def operator_scope(permission: str) -> Callable[[Request], Awaitable[Scope]]:
         if not identity.staff or not grants(identity.permissions, permission):
             raise PermissionDenied(f"operator staff only ({permission})", {"permission": permission})
         web = services(request)
-        org = await web.accounts.org_by_id(identity.org_id)
+        org = identity.org or await web.accounts.org_by_id(identity.org_id)
         if org is None:
             raise LoginRequired("your organization no longer exists")
         return Scope(org, identity, actor_of(request, identity), staff_access=False)

@@ -196,9 +196,10 @@ def _clean_name(name: str, *, required: bool) -> str | None:
 
 class AuthService:
     def __init__(self, sessions: async_sessionmaker[Any], *, accounts: AccountsService, web_sessions: SessionStore,
-                 audit: AuditLog, mailer: Mailer, settings: Settings,
+                 audit: AuditLog, mailer: Mailer, settings: Settings, api_keys: ApiKeys | None = None,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
-        """``clock`` (monotonic) times the rate limits; ``wall`` (Unix time) the TOTP steps."""
+        """``clock`` (monotonic) times the rate limits; ``wall`` (Unix time) the TOTP steps;
+        ``api_keys``: the resolver requests use (a revocation makes it forget at once)."""
         self._sessions = sessions
         self._accounts = accounts
         self._web_sessions = web_sessions
@@ -208,7 +209,7 @@ class AuthService:
         self._clock = clock
         self._wall = wall
         self._sealer = Sealer(settings.secret_key, label=b"ringwell totp v1")
-        self._api_keys = ApiKeys(sessions)
+        self._api_keys = api_keys or ApiKeys(sessions)
         window = max(1, settings.login_failure_window)
         self._per_account = FailureLimiter(max(1, settings.login_failures_per_account), window)
         self._per_source = FailureLimiter(max(1, settings.login_failures_per_source), window)
@@ -885,3 +886,4 @@ class AuthService:
             await self._audit.record("apikeys.revoke", actor, org_id=org_id, target_type="api_key",
                                      target_id=key.id, details={"name": key.name, "prefix": key.prefix},
                                      session=session)
+        self._api_keys.forget()

@@ -7,18 +7,36 @@ listing and the start-up recovery, which are server-wide on purpose.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Date, Table, and_, bindparam, case, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Date,
+    Select,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from ringwell.features.accounts.models import Organization
 from ringwell.features.cdr.models import CallRecord, CallState
+from ringwell.storage.base import UTCDateTime
 
 __all__ = [
     "ANSWER_COLUMNS",
@@ -153,37 +171,98 @@ class CallConditions:
         return bool(self.direction or self.disposition or self.numbers or self.user_id)
 
 
-def _range(calls: Any, org_id: str, cond: CallConditions,
-           before: tuple[datetime, str] | None) -> list[ColumnElement[bool]]:
-    """The index's own conditions: the org, the time range and the keyset position."""
-    clauses: list[ColumnElement[bool]] = [calls.org_id == org_id]
-    if cond.since is not None:
-        clauses.append(calls.started_at >= cond.since)
-    if cond.until is not None:
-        clauses.append(calls.started_at < cond.until)
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """Which conditions a history query has: its SQL depends on this only, the values are parameters."""
+
+    since: bool
+    until: bool
+    before: bool
+    direction: bool
+    disposition: bool
+    numbers: bool
+    user: bool
+
+    @classmethod
+    def of(cls, cond: CallConditions, before: tuple[datetime, str] | None) -> _Shape:
+        return cls(cond.since is not None, cond.until is not None, before is not None, cond.direction is not None,
+                   cond.disposition is not None, bool(cond.numbers), cond.user_id is not None)
+
+    @property
+    def selective(self) -> bool:
+        return self.direction or self.disposition or self.numbers or self.user
+
+
+def _params(org_id: str, cond: CallConditions, before: tuple[datetime, str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"org_id": org_id, "since": cond.since, "until": cond.until,
+                              "direction": cond.direction, "disposition": cond.disposition,
+                              "numbers": sorted(cond.numbers), "user_id": cond.user_id}
     if before is not None:
-        clauses.append(tuple_(calls.started_at, calls.id) < tuple_(before[0], before[1]))
+        params["before_at"], params["before_id"] = before
+    return params
+
+
+def _range(calls: Any, shape: _Shape) -> list[ColumnElement[bool]]:
+    """The index's own conditions: the org, the time range and the keyset position."""
+    clauses: list[ColumnElement[bool]] = [calls.org_id == bindparam("org_id")]
+    if shape.since:
+        clauses.append(calls.started_at >= bindparam("since"))
+    if shape.until:
+        clauses.append(calls.started_at < bindparam("until"))
+    if shape.before:
+        # typed like the columns: the tuple comparison does not lend them its columns' types
+        # (UTCDateTime stores SQLite's times without their zone)
+        position = tuple_(bindparam("before_at", type_=UTCDateTime()), bindparam("before_id", type_=String()))
+        clauses.append(tuple_(calls.started_at, calls.id) < position)
     return clauses
 
 
-def _match(calls: Any, cond: CallConditions) -> list[ColumnElement[bool]]:
+def _match(calls: Any, shape: _Shape) -> list[ColumnElement[bool]]:
     """The other conditions, checked on each row the range yields."""
     clauses: list[ColumnElement[bool]] = []
-    if cond.direction is not None:
-        clauses.append(calls.direction == cond.direction)
-    if cond.disposition is not None:
-        clauses.append(calls.disposition == cond.disposition)
-    if cond.numbers:
-        wanted = sorted(cond.numbers)
+    if shape.direction:
+        clauses.append(calls.direction == bindparam("direction"))
+    if shape.disposition:
+        clauses.append(calls.disposition == bindparam("disposition"))
+    if shape.numbers:
+        wanted: BindParameter[list[str]] = bindparam("numbers", expanding=True)
         clauses.append(or_(calls.caller_number.in_(wanted), calls.caller_extension.in_(wanted),
                            calls.callee_number.in_(wanted), calls.callee_extension.in_(wanted)))
-    if cond.user_id is not None:
-        clauses.append(or_(calls.caller_user_id == cond.user_id, calls.callee_user_id == cond.user_id))
+    if shape.user:
+        clauses.append(or_(calls.caller_user_id == bindparam("user_id"), calls.callee_user_id == bindparam("user_id")))
     return clauses
 
 
 def _newest_first(calls: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     return calls.started_at.desc(), calls.id.desc()
+
+
+@functools.cache
+def _plain_query(shape: _Shape) -> Select[CallRecord]:
+    return select(CallRecord).where(*_range(CallRecord, shape)).order_by(*_newest_first(CallRecord)).limit(
+        bindparam("limit"))
+
+
+@functools.cache
+def _window_query(shape: _Shape) -> Select[Any]:
+    """Built once per shape (at most 2^7): aliasing the ORM entity over the window costs
+    milliseconds of Python, more than the query itself takes in PostgreSQL."""
+    # One row past the budget says whether there is more to walk after the window.
+    window = (
+        select(CallRecord, func.row_number().over(order_by=_newest_first(CallRecord)).label("seen"))
+        .where(*_range(CallRecord, shape))
+        .order_by(*_newest_first(CallRecord))
+        .limit(bindparam("window"))
+        .subquery("window")
+    )
+    calls = aliased(CallRecord, window)
+    matched = and_(*_match(calls, shape))
+    return (
+        select(calls, window.c.seen, case((matched, True), else_=False).label("matched"))
+        .where(or_(and_(matched, window.c.seen <= bindparam("budget")), window.c.seen >= bindparam("budget")))
+        .order_by(*_newest_first(window.c))
+        .limit(bindparam("limit"))  # fewer than `limit` matches, then the window's last row and the one past it
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,30 +285,17 @@ async def scan_calls(session: AsyncSession, org_id: str, cond: CallConditions, b
     When fewer than ``limit`` rows matched and more rows follow the window, the window's last row
     is returned as ``stopped_at`` (whether it matched or not): the caller continues right after it.
     """
-    if not cond.selective:
-        query = select(CallRecord).where(*_range(CallRecord, org_id, cond, before)).order_by(
-            *_newest_first(CallRecord)).limit(limit)
-        return Scan(list((await session.execute(query)).scalars().all()), None)
-    # One row past the budget says whether there is more to walk after the window.
-    window = (
-        select(CallRecord, func.row_number().over(order_by=_newest_first(CallRecord)).label("seen"))
-        .where(*_range(CallRecord, org_id, cond, before))
-        .order_by(*_newest_first(CallRecord))
-        .limit(budget + 1)
-        .subquery("window")
-    )
-    calls = aliased(CallRecord, window)
-    matched = and_(*_match(calls, cond))
-    query = (
-        select(calls, window.c.seen, case((matched, True), else_=False).label("matched"))
-        .where(or_(and_(matched, window.c.seen <= budget), window.c.seen >= budget))
-        .order_by(*_newest_first(window.c))
-        .limit(limit + 2)  # fewer than `limit` matches, then the window's last row and the one past it
-    )
+    shape = _Shape.of(cond, before)
+    params = _params(org_id, cond, before)
+    if not shape.selective:
+        result = await session.execute(_plain_query(shape), {**params, "limit": limit})
+        return Scan(list(result.scalars().all()), None)
+    result = await session.execute(_window_query(shape),
+                                   {**params, "window": budget + 1, "budget": budget, "limit": limit + 2})
     rows: list[CallRecord] = []
     last: tuple[datetime, str] | None = None
     more = False
-    for row in (await session.execute(query)).all():
+    for row in result.all():
         record, seen, is_match = cast(tuple[CallRecord, int, bool], tuple(row))
         if seen > budget:
             more = True
@@ -244,9 +310,9 @@ async def scan_calls(session: AsyncSession, org_id: str, cond: CallConditions, b
 
 async def call_by_id(session: AsyncSession, org_id: str, call_id: str, user_id: str | None = None) -> CallRecord | None:
     """The org's call with this id (None for another org's), optionally only if ``user_id`` took part."""
-    cond = CallConditions(user_id=user_id)
-    query = select(CallRecord).where(CallRecord.id == call_id, *_range(CallRecord, org_id, cond, None),
-                                     *_match(CallRecord, cond))
+    query = select(CallRecord).where(CallRecord.id == call_id, CallRecord.org_id == org_id)
+    if user_id is not None:
+        query = query.where(or_(CallRecord.caller_user_id == user_id, CallRecord.callee_user_id == user_id))
     result = await session.execute(query)
     return result.scalar_one_or_none()
 

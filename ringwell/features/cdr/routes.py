@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime, BeforeValidator
 
 from ringwell.features.auth.errors import PermissionDenied
@@ -87,9 +87,10 @@ async def list_calls(
     limit: Annotated[int, Query(ge=1, le=history.MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=history.MAX_CURSOR, description="next_cursor of the last page")]
     = None,
-) -> CallList:
+) -> Response:
     page = await history.call_page(web.sessions, scope.org.id, _visible(scope, flt), cursor, limit)
-    return CallList(items=[call_out(row) for row in page.items], next_cursor=page.next_cursor)
+    return CallList.model_construct(items=[call_out(row) for row in page.items],
+                                    next_cursor=page.next_cursor).response()
 
 
 def _filename(scope: Scope) -> str:

@@ -33,7 +33,7 @@ NAV: list[tuple[str, str, str]] = [
 async def page_identity(request: Request) -> Identity:
     """The logged-in user of a page (CSRF checked on unsafe requests); their org's name for the layout."""
     identity = await require_identity(request)
-    org = await services(request).accounts.org_by_id(identity.org_id)
+    org = identity.org or await services(request).accounts.org_by_id(identity.org_id)
     request.state.org_name = org.name if org is not None else None
     return identity
 
