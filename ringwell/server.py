@@ -327,6 +327,7 @@ class RingwellServer:
             "intake_dropped": self.endpoint.intake.dropped,
             "loop_lag_ms": {"recent": round(lag.recent_ms, 1), "worst": round(lag.worst_ms, 1)},
             "trunks": self.registrations.status(),
+            "webhooks": {"queued": self.web.webhooks.queued, "dropped": self.web.webhooks.dropped},
         }
 
     async def start(self) -> None:

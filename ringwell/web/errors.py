@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ringwell.errors import DomainError, RateLimited
 from ringwell.features.auth.errors import LoginRequired, MfaRequired
+from ringwell.web.portal.common import render
 
 __all__ = ["ERROR_RESPONSES", "ErrorBody", "error_response", "install_error_handlers"]
 
@@ -60,12 +61,9 @@ def _is_api(request: Request) -> bool:
 
 
 def _page_error(request: Request, status: int, message: str) -> Response:
-    templates = getattr(request.app.state, "templates", None)
-    if templates is None:
+    if getattr(request.app.state, "templates", None) is None:
         return Response(message, status_code=status, media_type="text/plain")
-    response: Response = templates.TemplateResponse(request, "error.html", {"status": status, "message": message},
-                                                    status_code=status)
-    return response
+    return render(request, "error.html", {"status": status, "message": message}, status_code=status)
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:

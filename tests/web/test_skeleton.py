@@ -55,3 +55,17 @@ async def test_org_scope_hides_other_orgs_and_checks_permissions(web):
     assert (await a.api.post(f"/api/v1/orgs/{a.org.id}/probe")).status_code == 200
     reader, _ = await web.api_client(a.org, ["users.read"])
     assert (await reader.post(f"/api/v1/orgs/{a.org.id}/probe")).status_code == 403
+
+
+async def test_an_error_page_keeps_the_portal_navigation(web):
+    a = await web.tenant("Alpha")
+    response = await a.client.get("/users/00000000-0000-0000-0000-000000000000")
+    assert response.status_code == 404
+    assert 'href="/calls"' in response.text and "Not found" in response.text
+    anonymous = await web.client().get("/no-such-page")
+    assert anonymous.status_code == 404 and 'href="/calls"' not in anonymous.text
+
+
+async def test_health_shows_the_webhook_queue(web):
+    status = web.server.status()
+    assert status["webhooks"] == {"queued": 0, "dropped": 0}
