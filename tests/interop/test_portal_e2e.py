@@ -141,15 +141,17 @@ def test_an_organization_signs_up_and_sees_its_first_call_in_the_browser(tmp_pat
                 caller.command("hangup")
                 caller.wait_event("CALL_CLOSED", timeout=15)
 
-                # The call history shows it (records are written behind the call: poll briefly).
-                deadline = time.monotonic() + 15
+                # The call history shows it once its record is closed (written behind the call: poll briefly).
+                deadline = time.monotonic() + 20
                 while True:
                     page.goto(f"{base}/calls")
-                    if "202" in page.locator("main").inner_text() and "answered" in page.locator("main").inner_text(
-                    ).lower():
+                    answered = page.locator("table.calls tbody .badge", has_text="answered")
+                    if answered.count() > 0:
                         break
-                    assert time.monotonic() < deadline, page.locator("main").inner_text()
+                    assert time.monotonic() < deadline, page.locator("table.calls").inner_text()
                     time.sleep(0.5)
+                expect(page.locator("table.calls tbody tr")).to_have_count(1)
+                expect(page.locator("table.calls tbody tr").first).to_contain_text("202")
                 with page.expect_download() as download:
                     page.get_by_role("link", name="Download CSV").click()
                 rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
