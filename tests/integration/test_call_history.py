@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 import ringwell.storage.models  # noqa: F401 - every table on Base.metadata
-from ringwell.features.accounts.service import AccountsService, UserSpec
 from ringwell.features.cdr import history
 from ringwell.features.cdr import repository as repo
 from ringwell.features.cdr.errors import CallNotFound, InvalidCallQuery
@@ -22,16 +21,9 @@ T0 = datetime(2026, 3, 10, 12, 0, 0, 250000, tzinfo=UTC)
 
 
 @pytest.fixture
-async def ids(sessions):
-    """Acme (alice 101, bob 102) and Other (carol 201)."""
-    accounts = AccountsService(sessions, "ringwell")
-    await accounts.create_org("Acme")
-    await accounts.create_org("Other")
-    alice = await accounts.create_user("Acme", UserSpec("alice@example.com", "101", "alice", "password1"))
-    bob = await accounts.create_user("Acme", UserSpec("bob@example.com", "102", "bob", "password1"))
-    carol = await accounts.create_user("Other", UserSpec("carol@example.com", "201", "carol", "password1"))
-    return {"acme": alice.user.org_id, "other": carol.user.org_id, "alice": alice.user.id, "bob": bob.user.id,
-            "carol": carol.user.id}
+def ids(acme):
+    """Acme (alice 101, bob 102) and Other (carol 201): the ``acme`` fixture of conftest."""
+    return acme
 
 
 def call(org_id, at, *, direction="internal", disposition="answered", caller_user=None, caller_ext="101",
@@ -243,6 +235,20 @@ async def test_daily_summary_counts_each_utc_day_oldest_first_with_empty_days(se
     assert [(s.day, s.calls) for s in later] == [(date(2026, 3, 10), 2)]
     with pytest.raises(InvalidCallQuery):
         await history.daily_summary(sessions, ids["acme"], 0, now)
+
+
+async def test_a_members_daily_summary_counts_only_calls_they_took_part_in(sessions, ids):
+    now = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    at = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
+    await insert(sessions, [
+        call(ids["acme"], at, caller_user=ids["alice"], talk=20.0, charge=3, currency="USD"),
+        call(ids["acme"], at, callee_user=ids["alice"], disposition="no-answer"),
+        call(ids["acme"], at, caller_user=ids["bob"], talk=50.0, charge=9, currency="USD"),
+    ])
+    [alice] = await history.daily_summary(sessions, ids["acme"], 1, now, ids["alice"])
+    [everyone] = await history.daily_summary(sessions, ids["acme"], 1, now)
+    assert (alice.calls, alice.answered, alice.talk_seconds, alice.charge_minor) == (2, 1, 20, 3)
+    assert (everyone.calls, everyone.charge_minor) == (3, 12)
 
 
 async def test_a_rare_filter_examines_a_bounded_window_per_page_and_still_finds_every_match(sessions, ids,

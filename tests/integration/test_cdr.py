@@ -14,7 +14,6 @@ from sqlalchemy import select, text
 
 import ringwell.storage.models  # noqa: F401 - every table on Base.metadata
 from ringwell.features.accounts.models import User
-from ringwell.features.accounts.service import AccountsService, UserSpec
 from ringwell.features.cdr.errors import InvalidCallQuery
 from ringwell.features.cdr.models import CallRecord
 from ringwell.features.cdr.service import (
@@ -29,19 +28,6 @@ from ringwell.features.cdr.service import (
 from ringwell.storage.base import Base, new_id
 
 T0 = datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
-
-
-@pytest.fixture
-async def acme(sessions):
-    """Two organizations; Acme has alice (101) and bob (102), Other has carol (201)."""
-    accounts = AccountsService(sessions, "ringwell")
-    await accounts.create_org("Acme")
-    await accounts.create_org("Other")
-    alice = await accounts.create_user("Acme", UserSpec("alice@example.com", "101", "alice", "password1"))
-    bob = await accounts.create_user("Acme", UserSpec("bob@example.com", "102", "bob", "password1"))
-    carol = await accounts.create_user("Other", UserSpec("carol@example.com", "201", "carol", "password1"))
-    return {"acme": alice.user.org_id, "other": carol.user.org_id, "alice": alice.user.id, "bob": bob.user.id,
-            "carol": carol.user.id}
 
 
 def opened(ids, *, org="acme", caller="alice", number="102", at=T0, call_id=None, node="node-1"):

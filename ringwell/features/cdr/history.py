@@ -236,8 +236,10 @@ async def get_call(sessions: async_sessionmaker[Any], org_id: str, call_id: str,
     return row
 
 
-async def daily_summary(sessions: async_sessionmaker[Any], org_id: str, days: int, now: datetime) -> list[DaySummary]:
-    """The last ``days`` UTC days up to and including ``now``'s, oldest first, days without calls as zeros."""
+async def daily_summary(sessions: async_sessionmaker[Any], org_id: str, days: int, now: datetime,
+                        user_id: str | None = None) -> list[DaySummary]:
+    """The last ``days`` UTC days up to and including ``now``'s, oldest first, days without calls as
+    zeros; only the calls ``user_id`` took part in when given (a member's own)."""
     if not 1 <= days <= MAX_DAYS:
         raise InvalidCallQuery(f"days must be 1 to {MAX_DAYS}", {"field": "days"})
     current = _aware("now", now)
@@ -247,7 +249,7 @@ async def daily_summary(sessions: async_sessionmaker[Any], org_id: str, days: in
     since = datetime.combine(first, time(), UTC)
     until = datetime.combine(today + timedelta(days=1), time(), UTC)
     async with sessions() as session:
-        totals = {row.day: row for row in await repo.daily_totals(session, org_id, since, until)}
+        totals = {row.day: row for row in await repo.daily_totals(session, org_id, since, until, user_id)}
     summary = []
     for offset in range(days):
         day = first + timedelta(days=offset)

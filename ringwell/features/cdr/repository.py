@@ -326,8 +326,10 @@ class DayTotals:
     charge_minor: int
 
 
-async def daily_totals(session: AsyncSession, org_id: str, since: datetime, until: datetime) -> list[DayTotals]:
-    """Per UTC day with calls in [since, until): how many, how many answered, talk time and charges."""
+async def daily_totals(session: AsyncSession, org_id: str, since: datetime, until: datetime,
+                       user_id: str | None = None) -> list[DayTotals]:
+    """Per UTC day with calls in [since, until): how many, how many answered, talk time and charges
+    (only calls ``user_id`` took part in, when given)."""
     connection = await session.connection()
     # The day of a call, in UTC: SQLite stores UTC text ("2026-03-01 12:00:00.000000"); PostgreSQL
     # a timestamptz, read in UTC whatever the session's time zone. Only in the SELECT list.
@@ -342,6 +344,8 @@ async def daily_totals(session: AsyncSession, org_id: str, since: datetime, unti
         .where(CallRecord.org_id == org_id, CallRecord.started_at >= since, CallRecord.started_at < until)
         .group_by(day)
     )
+    if user_id is not None:
+        query = query.where(or_(CallRecord.caller_user_id == user_id, CallRecord.callee_user_id == user_id))
     rows = (await session.execute(query)).all()
     return [
         DayTotals(value if isinstance(value, date) else date.fromisoformat(str(value)), int(calls), int(ans or 0),

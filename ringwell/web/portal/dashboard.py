@@ -1,16 +1,14 @@
 """Portal page: the dashboard — credit, today's calls and spend, 14 days in a chart, recent calls.
 
 Owners and admins see the whole organization's calls; a member sees their own (the same rule
-as the call history). The org's days come from ``cdr.history.daily_summary``; a member's are
-summed here from their own calls of the period (bounded: a member's two weeks of calls).
+as the call history). The days come from ``cdr.history.daily_summary`` (a member's only
+over their own calls).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,47 +16,18 @@ from fastapi.responses import HTMLResponse
 
 from ringwell.features.auth.tokens import Identity
 from ringwell.features.cdr import history
-from ringwell.features.cdr.models import CallRecord, Disposition
 from ringwell.web.portal.calls import call_row, own_calls_only
 from ringwell.web.portal.charts import daily_chart
 from ringwell.web.portal.common import can, page_identity, services
 from ringwell.web.portal.pages import need, org_of, show
 
-__all__ = ["DAYS", "router", "summarize"]
+__all__ = ["DAYS", "router"]
 
 router = APIRouter()
 
 PageIdentity = Annotated[Identity, Depends(page_identity)]
 DAYS = 14
 RECENT = 5
-MAX_MEMBER_CALLS = 20_000  # a member's two weeks of calls; beyond this the chart would undercount
-
-
-def summarize(records: Iterable[CallRecord], first: date, days: int) -> list[history.DaySummary]:
-    """Per-UTC-day totals of ``records`` for ``days`` days from ``first`` (days without calls as zeros)."""
-    totals: dict[date, list[float]] = {first + timedelta(days=i): [0, 0, 0.0, 0] for i in range(days)}
-    for record in records:
-        row = totals.get(record.started_at.astimezone(UTC).date())
-        if row is None:
-            continue
-        row[0] += 1
-        if record.disposition == Disposition.ANSWERED.value:
-            row[1] += 1
-        row[2] += record.talk_seconds or 0.0
-        row[3] += record.charge_minor or 0
-    return [history.DaySummary(day, int(calls), int(answered), round(talk), int(charge))
-            for day, (calls, answered, talk, charge) in totals.items()]
-
-
-async def _member_days(request: Request, org_id: str, user_id: str, now: datetime) -> list[history.DaySummary]:
-    first = now.date() - timedelta(days=DAYS - 1)
-    flt = history.CallFilter(since=datetime.combine(first, clock(), UTC), user_id=user_id)
-    records: list[CallRecord] = []
-    async for record in history.iter_calls(services(request).sessions, org_id, flt):
-        records.append(record)
-        if len(records) >= MAX_MEMBER_CALLS:
-            break
-    return summarize(records, first, DAYS)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -73,8 +42,7 @@ async def dashboard(request: Request, identity: PageIdentity) -> HTMLResponse:
     currency = balance.currency if balance is not None else org.currency
     if can(identity, "calls.read"):
         own = own_calls_only(identity)
-        days = (await _member_days(request, org.id, own, now) if own is not None
-                else await history.daily_summary(web.sessions, org.id, DAYS, now))
+        days = await history.daily_summary(web.sessions, org.id, DAYS, now, own)
         recent = await history.call_page(web.sessions, org.id, history.CallFilter(user_id=own), None, RECENT)
         context.update(
             own=own is not None, today=days[-1], days=days,
