@@ -2,7 +2,7 @@
 BIN := .venv/bin
 DATA ?= data
 
-.PHONY: run test check peers bench bench-register bench-calls bench-media bench-rating bench-api clean
+.PHONY: run test check peers phone-bundle bench bench-register bench-calls bench-media bench-rating bench-api clean
 
 .venv/.run: pyproject.toml scripts/venv.sh
 	@scripts/venv.sh
@@ -29,6 +29,10 @@ test: .venv/.test peers
 check: .venv/.test
 	$(BIN)/ruff check ringwell tests bench
 	$(BIN)/mypy
+
+## phone-bundle: rebuild the /phone page's script (ringwell/web/static/phone/phone.js) from frontend/ with npm
+phone-bundle:
+	cd frontend && npm ci --ignore-scripts --no-audit --no-fund && npm run build
 
 ## bench: every benchmark (results go to bench/RESULTS.md)
 bench: bench-register bench-calls bench-media bench-rating bench-api

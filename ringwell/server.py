@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from aioice.ice import get_host_addresses
 
 from ringwell.features.accounts.service import AccountsService
 from ringwell.features.audit.service import AuditLog
@@ -33,6 +34,7 @@ from ringwell.features.rating.service import RatingService
 from ringwell.features.trunks.service import TrunkDirectory, TrunksService
 from ringwell.features.webhooks.calls import CallEvents
 from ringwell.features.webhooks.service import WebhooksService
+from ringwell.features.webphone.service import WebphoneService
 from ringwell.mail import mailer_from
 from ringwell.media.ports import PortPool
 from ringwell.media.relay import MediaRelay, MediaSession
@@ -54,8 +56,10 @@ from ringwell.transport.certs import ensure_self_signed, server_context
 from ringwell.transport.source import Source
 from ringwell.transport.stream import StreamConnection, StreamServer
 from ringwell.transport.udp import UdpTransport, open_udp
+from ringwell.transport.ws import WsConnection, WsServer
 from ringwell.web.app import build_app
 from ringwell.web.context import WebServices
+from ringwell.webrtc.leg import IceConfig, WebRtcLeg, local_host_of
 
 __all__ = ["RingwellServer", "serve"]
 
@@ -152,8 +156,21 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
+def ice_config(settings: Settings) -> IceConfig:
+    """How browser legs take part in ICE: the configured host addresses, else every IPv4 interface
+    with loopback added (aioice leaves it out; a browser on this host may reach us only there)."""
+    addresses = settings.webrtc_ice_addresses
+    if not addresses:
+        found = [a for a in get_host_addresses(use_ipv4=True, use_ipv6=False) if not a.startswith("127.")]
+        addresses = ("127.0.0.1", *found)
+    return IceConfig(addresses=addresses, public_address=settings.webrtc_public_address or None,
+                     stun_servers=settings.webrtc_stun_servers, turn_servers=settings.webrtc_turn_servers,
+                     turn_username=settings.webrtc_turn_username or None,
+                     turn_password=settings.webrtc_turn_password or None)
+
+
 class RingwellServer:
-    """One Ringwell node: SIP over UDP, TCP and TLS, and HTTP."""
+    """One Ringwell node: SIP over UDP, TCP, TLS and WebSocket, and HTTP(S)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -181,6 +198,7 @@ class RingwellServer:
         self.relay = MediaRelay(self.ports, settings.bind, timeout=settings.media_timeout,
                                 on_timeout=self._media_timeout)
         host = settings.advertised_host
+        self._ice = ice_config(settings)
         self.trunks = TrunkDirectory(TrunksService(self.sessions, settings.secret_key))
         self.node = socket.gethostname()[:64]
         self.ledger = LedgerService(self.sessions, node=self.node)
@@ -207,6 +225,7 @@ class RingwellServer:
             outbound=self.outbound,
             inbound=self.numbers.route_inbound,
             counters=self.counters,
+            webrtc=self._webrtc_leg,
         )
         self.endpoint.calls = self.calls
         self.accounts.credentials_changed = self._credentials_changed
@@ -219,12 +238,19 @@ class RingwellServer:
             via_for=self._via_for, contact_for=self._contact_for))
         self.renewals = Periodic("number-renewals", self._renew_numbers, every=3600.0, first=60.0)
         self.web = self._web_services()
+        if self.calls.browsers is not None:
+            self.web.webrtc_calls = self.calls.browsers.call_of  # the web phone's quality reports
+        self.webphone_purge = Periodic("webphone-purge", self._purge_webphone, every=3600.0, first=60.0)
         self.housekeeping = Housekeeping()
         self.udp: UdpTransport | None = None
         self.tcp = StreamServer("tcp", self._stream_message, self._stream_error,
                                 max_message_size=settings.max_message_size)
         self.trunk_links = TrunkConnections(self.tcp, self.trunks.cached)
         self.tls: StreamServer | None = None
+        # SIP over WebSocket on the HTTP port: idle longer than the longest registration, since
+        # a closed connection takes its bindings with it.
+        self.ws = WsServer(self._ws_message, self._ws_closed, max_message_size=settings.max_message_size,
+                           idle_timeout=max(3600.0, settings.max_expires + 120.0))
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._security_handler: logging.Handler | None = None
@@ -255,6 +281,7 @@ class RingwellServer:
             mailer=mailer,
             webhooks=WebhooksService(self.sessions, audit=audit, mailer=mailer, settings=settings),
             payments=self.payments,
+            webphone=WebphoneService(self.sessions, self.accounts, audit, settings),
         )
 
     async def _org_profile(self, org_id: str) -> OrgProfile | None:
@@ -276,10 +303,22 @@ class RingwellServer:
             log.info("number renewals: %d warned, %d renewed, %d released", len(report.warned),
                      len(report.renewed), len(report.released))
 
+    async def _purge_webphone(self) -> None:
+        purged = await self.web.webphone.purge_expired() if self.web.webphone is not None else 0
+        if purged:
+            log.info("purged %d expired web phone credentials", purged)
+
+    def _webrtc_leg(self, label: str, on_failed: Callable[[], None]) -> WebRtcLeg:
+        """A browser leg (``ringwell.webrtc``): its plain side on the relay's host and port pool."""
+        return WebRtcLeg(label=label, ports=self.ports, local_host=local_host_of(self.settings.bind),
+                         ice=self._ice, on_failed=on_failed)
+
     def _media_timeout(self, session: MediaSession) -> None:
         self.calls.media_timeout(session)
 
     def _port_for(self, transport: str) -> int:
+        if transport in ("ws", "wss"):
+            return self.settings.http_port
         return self.settings.tls_port if transport == "tls" else self.settings.sip_port
 
     def _via_for(self, flow: Source) -> ViaSpec:
@@ -289,16 +328,21 @@ class RingwellServer:
         host = self.settings.advertised_host
         if ":" in host:
             host = f"[{host}]"
-        return f"<sip:{host}:{self._port_for(flow.transport)};transport={flow.transport}>"
+        # RFC 7118 §5.2: the URI parameter is "ws" for WebSocket and secure WebSocket alike (Via says WSS).
+        transport = "ws" if flow.transport == "wss" else flow.transport
+        return f"<sip:{host}:{self._port_for(flow.transport)};transport={transport}>"
 
     def _sender(self, flow: Source) -> Callable[[bytes], None] | None:
-        """How to reach a peer: UDP to its address, TCP/TLS over the connection it opened."""
+        """How to reach a peer: UDP to its address, TCP/TLS/WebSocket over the connection it opened."""
         if flow.transport == "udp":
             udp = self.udp
             if udp is None:
                 return None
             host, port = flow.host, flow.port
             return lambda data: udp.send(data, host, port)
+        if flow.transport in ("ws", "wss"):
+            ws = self.ws.connections.get((flow.host, flow.port))
+            return ws.send if ws is not None and ws.source == flow else None
         server = self.tls if flow.transport == "tls" else self.tcp
         if server is None:
             return None
@@ -316,10 +360,22 @@ class RingwellServer:
     def _stream_error(self, exc: Any, source: Source, conn: StreamConnection) -> None:
         self.endpoint.stream_error(exc, conn.send)
 
+    def _ws_message(self, data: bytes, source: Source, conn: WsConnection) -> None:
+        self.endpoint.stream_message(data, source, conn.send)
+
+    def _ws_closed(self, source: Source) -> None:
+        """RFC 7118 §5: the bindings of a closed WebSocket are unreachable: drop them now."""
+        dropped = self.registrar.drop_flow(source)
+        if dropped:
+            log.info("dropped %d registrations of %s after its WebSocket closed", len(dropped),
+                     ", ".join(sorted({b.username for b in dropped})))
+
     def status(self) -> dict[str, Any]:
         lag = self.housekeeping
         return {
-            "sip": {"udp": self.settings.sip_port, "tcp": self.settings.sip_port, "tls": self.settings.tls_port},
+            "sip": {"udp": self.settings.sip_port, "tcp": self.settings.sip_port, "tls": self.settings.tls_port,
+                    "ws": self.settings.http_port},
+            "websockets": len(self.ws.connections),
             "registrations": len(self.registrar.all(time.time())),
             "transactions": self.endpoint.transactions,
             "calls": self.calls.active,
@@ -363,11 +419,17 @@ class RingwellServer:
         self.registrations.start()
         self.verifier.start()
         self.renewals.start()
+        self.webphone_purge.start()
         self.web.webhooks.start(ledger=self.ledger)  # with the ledger: balance.low checks
-        routes = stripe_routes(self.payments) if self.payments else ()
+        routes = [*(stripe_routes(self.payments) if self.payments else ()), self.ws.route()]
         app = build_app(self.status, routes, self.web, warm=True)
+        # WebSocket messages are SIP messages: uvicorn refuses larger ones (close 1009) before
+        # reading them whole; no per-message deflate (small messages, and memory per connection).
         config = uvicorn.Config(app, host=bind, port=settings.http_port, log_level="warning", lifespan="off",
-                                access_log=False)
+                                access_log=False, ws_max_size=settings.max_message_size,
+                                ws_per_message_deflate=False,
+                                ssl_certfile=str(cert) if settings.http_tls else None,
+                                ssl_keyfile=str(key) if settings.http_tls else None)
         self._http = _HttpServer(config)
         self._http_task = asyncio.create_task(self._http.serve(), name="http")
         while not self._http.started:
@@ -377,8 +439,8 @@ class RingwellServer:
             await asyncio.sleep(0.02)
         self.started = True
         self.housekeeping.start()
-        log.info("SIP on %s udp/tcp %d, tls %d; HTTP on %d", bind, settings.sip_port, settings.tls_port,
-                 settings.http_port)
+        log.info("SIP on %s udp/tcp %d, tls %d; HTTP%s on %d (SIP over WebSocket at /ws)", bind, settings.sip_port,
+                 settings.tls_port, "S" if settings.http_tls else "", settings.http_port)
 
     async def stop(self) -> None:
         """Stop taking messages first, then the logic, then write what is left (idempotent)."""
@@ -390,6 +452,7 @@ class RingwellServer:
             await self.trunk_links.stop()
             await self.verifier.stop()
             await self.renewals.stop()
+            await self.webphone_purge.stop()
             await self.web.webhooks.stop()
             await self.trunks.stop()
             if self._http is not None and self._http_task is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ __all__ = ["CONFIG_FILE", "Settings", "ensure_config", "load_settings"]
 
 CONFIG_FILE = "ringwell.toml"
 ENV_PREFIX = "RINGWELL_"
+_CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,19 @@ class Settings:
     # Endpoint URLs whose host resolves to a loopback, private, link-local or otherwise non-public
     # address are refused (the server must not be a way into its own network) unless this is true.
     webhook_allow_private: bool = False
+    # The web phone (issue 6): HTTPS on the HTTP port (tls_cert/tls_key, else the generated
+    # self-signed certificate) makes SIP over WebSocket at /ws secure (wss).
+    http_tls: bool = False
+    webphone_credential_hours: int = 12  # a browser's SIP credential stops working after this long
+    # ICE servers handed to browsers (RTCIceServer urls): comma-separated in the environment.
+    webrtc_stun_servers: tuple[str, ...] = ()  # e.g. stun:stun.example.com:3478
+    webrtc_turn_servers: tuple[str, ...] = ()  # e.g. turn:turn.example.com:3478?transport=udp
+    webrtc_turn_username: str = ""
+    webrtc_turn_password: str = field(default="", repr=False)
+    # Host candidates the server offers browsers (empty: every IPv4 interface, loopback included)
+    # and its address beyond a 1:1 NAT (announced as a server-reflexive candidate).
+    webrtc_ice_addresses: tuple[str, ...] = ()
+    webrtc_public_address: str = ""
 
     @property
     def effective_database_url(self) -> str:
@@ -113,7 +128,8 @@ class Settings:
         host = self.advertised_host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.http_port}"
+        scheme = "https" if self.http_tls else "http"
+        return f"{scheme}://{host}:{self.http_port}"
 
     @property
     def security_log(self) -> Path:
@@ -157,6 +173,9 @@ def _coerce(key: str, value: Any) -> Any:
             if not 1024 <= pair[0] < pair[1] <= 65535:
                 raise ValueError("expected LOW-HIGH within 1024-65535")
             return pair
+        if kind == "tuple[str, ...]":
+            items = value if isinstance(value, list) else str(value).split(",")
+            return tuple(str(item).strip() for item in items if str(item).strip())
         if kind == "Path":
             return Path(str(value))
         return str(value)
@@ -206,6 +225,15 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError("webhook_timeout", "must be more than 0 and at most 60 seconds")
     if values.get("webhook_retry_window", 86400) < 1:
         raise ConfigError("webhook_retry_window", "must be at least 1 second")
+    if not 1 <= values.get("webphone_credential_hours", 12) <= 168:
+        raise ConfigError("webphone_credential_hours", "must be 1-168 hours")
+    for key, schemes in (("webrtc_stun_servers", ("stun:", "stuns:")), ("webrtc_turn_servers", ("turn:", "turns:"))):
+        for url in values.get(key, ()):
+            if not url.startswith(schemes) or _CONTROL_RE.search(url):
+                raise ConfigError(key, f"{url!r} is not a {schemes[0][:-1]}: URL (RFC 7064/7065)")
+    if values.get("webrtc_turn_servers") and not (values.get("webrtc_turn_username")
+                                                  and values.get("webrtc_turn_password")):
+        raise ConfigError("webrtc_turn_username", "TURN servers need webrtc_turn_username and webrtc_turn_password")
     url = values.get("database_url", "")
     if url and not url.startswith(("sqlite", "postgresql")):
         raise ConfigError("database_url", "only sqlite and postgresql URLs are supported")

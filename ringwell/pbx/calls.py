@@ -26,6 +26,7 @@ from ringwell.features.outbound.service import Authorized, CallCharge, OutboundS
 from ringwell.features.trunks.service import TrunkRoute
 from ringwell.media.errors import PortExhausted
 from ringwell.media.relay import MediaRelay, MediaSession
+from ringwell.pbx.browser_legs import BrowserLegs, LegFactory
 from ringwell.pbx.call import (
     Action,
     Answered,
@@ -292,6 +293,7 @@ class CallManager:
         outbound: OutboundService | None = None,
         inbound: Inbound | None = None,
         counters: Any = None,
+        webrtc: LegFactory | None = None,
     ) -> None:
         self.sip = sip
         self.registrar = registrar
@@ -317,6 +319,8 @@ class CallManager:
         self._own: dict[tuple[str, str], Callable[[Request, object], None]] = {}  # dialogs Ringwell placed
         if outbound is not None:
             outbound.channels = self.channels
+        # Legs whose far end is a browser (ringwell.pbx.browser_legs); None: no WebRTC at all.
+        self.browsers = BrowserLegs(self, webrtc) if webrtc is not None else None
 
     # -- from the endpoint -----------------------------------------------------------------
     def invite(self, request: Request, txn: object, source: Source, caller: CredentialRecord) -> None:
@@ -344,6 +348,8 @@ class CallManager:
             ring_seconds=0.0, talk_seconds=0.0, disposition=disposition, hangup_by=hangup_by, sip_status=status,
             sip_reason=reason[:255], codec=None, media=None, billing=billing, direction=direction,
         ))
+        if self.browsers is not None:
+            self.browsers.drop(call_id)
 
     def _spawn(self, start: Coroutine[Any, Any, None], request: Request, txn: object, what: str) -> None:
         """Start a call in a task; a bug answers 500 and is logged, never silently lost."""
@@ -362,13 +368,27 @@ class CallManager:
         task.add_done_callback(self._tasks.discard)
 
     async def _start(self, request: Request, txn: object, source: Source, caller: CredentialRecord) -> None:
-        now = _now()
         call_id = new_id()
+        try:
+            await self._start_call(request, txn, source, caller, call_id)
+        finally:
+            if self.browsers is not None and call_id not in self.calls:
+                self.browsers.drop(call_id)  # the call never started: its browser leg goes too
+
+    async def _start_call(self, request: Request, txn: object, source: Source, caller: CredentialRecord,
+                          call_id: str) -> None:
+        now = _now()
         dialled = dialled_of(request)
         if dialled is None:
             self._reject(request, txn, 404, "Not Found")
             return
         self._opened(call_id, request, caller, dialled, now)
+        if self.browsers is not None:
+            refused = await self.browsers.accept_call(call_id, request, source.transport)
+            if refused is not None:
+                self._reject(request, txn, refused.status_hint, str(refused)[:120])
+                self._closed_early(call_id, _now(), refused.status_hint, str(refused))
+                return
         try:
             callee = await self.directory(caller.org_id, dialled)
         except asyncio.CancelledError:
@@ -683,6 +703,8 @@ class CallManager:
         if found is None:
             return False
         call, leg_id = found
+        if self.browsers is not None:
+            self.browsers.in_dialog(request)
         self.execute(call, call.in_dialog(leg_id, request, txn, _now()))
         return True
 
@@ -713,15 +735,16 @@ class CallManager:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("call %s: %s", call.id, action)
         if isinstance(action, SendRequest):
-            leg_id, request = action.leg, action.request
-            self.sip.send_request(
-                request, action.flow,
-                lambda response: self._safely(call, lambda: call.response(leg_id, request, response, _now())),
-                lambda: self._safely(call, lambda: call.request_failed(leg_id, request, _now())),
-            )
+            if self.browsers is not None and self.browsers.intercept(call, action):
+                return
+            self.send(call, action)
         elif isinstance(action, Respond):
+            if self.browsers is not None:
+                self.browsers.respond(call, action)
             self.sip.respond(action.txn, action.response)
         elif isinstance(action, Transmit):
+            if self.browsers is not None and self.browsers.skip(action):
+                return
             self.sip.transmit(action.flow, action.message.encode())
         elif isinstance(action, SetTimer):
             if call.over:
@@ -750,6 +773,27 @@ class CallManager:
         elif isinstance(action, Ended):
             self._ended(call, action)
 
+    def send(self, call: Call, action: SendRequest) -> None:
+        """Send a leg's request; its responses (or failure) are fed back to the call."""
+        leg_id, request = action.leg, action.request
+        browsers = self.browsers
+
+        def responded(response: Response) -> None:
+            if browsers is not None and browsers.responded(call, leg_id, request, response):
+                return
+            self._safely(call, lambda: call.response(leg_id, request, response, _now()))
+
+        self.sip.send_request(request, action.flow, responded,
+                              lambda: self._safely(call, lambda: call.request_failed(leg_id, request, _now())))
+
+    def feed(self, call: Call, step: Callable[[], list[Action]]) -> None:
+        """Run one step of a call and execute its actions (for helpers such as ``BrowserLegs``)."""
+        self._safely(call, step)
+
+    @staticmethod
+    def now() -> Instant:
+        return _now()
+
     def _safely(self, call: Call, step: Callable[[], list[Action]]) -> None:
         """Feed the call; a bug in one call is logged and must not break the transaction layer."""
         try:
@@ -769,6 +813,9 @@ class CallManager:
         summary = media.session.summary() if media is not None else None
         if media is not None:
             media.session.close()
+        if self.browsers is not None:
+            self.browsers.summarize(call, summary)
+            self.browsers.drop(call.id)
         closed = CallClosed(
             id=call.id, callee_user_id=draft.callee_user_id, callee_extension=draft.callee_extension,
             answered_at=_utc(draft.answered_at) if draft.answered_at is not None else None,
@@ -834,6 +881,8 @@ class CallManager:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.browsers is not None:
+            await self.browsers.stop()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()

@@ -56,6 +56,7 @@ SUPPORTED: frozenset[str] = frozenset({"path", "timer"})
 IN_DIALOG = frozenset({"INVITE", "UPDATE", "BYE", "INFO"})
 ACCEPTED_TYPES = frozenset({"application/sdp", "multipart/mixed", "multipart/alternative"})
 MAX_PENDING_LOOKUPS = 256
+_WHOLE = frozenset({"udp", "ws", "wss"})  # transports whose every read is one whole message
 MAX_USERNAME = 64  # the longest SIP username the database holds
 INVITE_TIMER_C = 660.0  # > the longest ring timeout (600 s) a user can have
 
@@ -315,7 +316,8 @@ class SipEndpoint:
     def handle(self, data: bytes, source: Source, reply: Reply) -> None:
         self.stats.received += 1
         try:
-            message = parse_message(data, max_size=self.max_message_size, datagram=source.transport == "udp")
+            # A WebSocket message is one whole SIP message, like a datagram (RFC 7118 §5).
+            message = parse_message(data, max_size=self.max_message_size, datagram=source.transport in _WHOLE)
         except MalformedRequest as exc:
             self.stats.malformed += 1
             if self._throttle.allow():
@@ -610,6 +612,10 @@ class SipEndpoint:
         record: CredentialRecord | None, then: Authenticated,
     ) -> None:
         now = time.time()
+        if record is not None and record.expired(now):
+            # A web phone's credential past its lifetime (checked at use: the cache may hold it)
+            # is answered like an unknown user.
+            record = None
         if record is None:
             ha1 = self._dummy_ha1  # same work and same answer as a wrong password
         elif creds.algorithm.startswith("SHA-256"):

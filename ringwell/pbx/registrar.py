@@ -28,9 +28,13 @@ from ringwell.sip.message import Request, parse_contacts
 from ringwell.sip.uri import NameAddr, SipUri
 from ringwell.transport.source import Source
 
-__all__ = ["Binding", "Outcome", "Registrar", "RegistrarLimits", "Source"]
+__all__ = ["CONNECTION_BOUND", "Binding", "Outcome", "Registrar", "RegistrarLimits", "Source"]
 
 log = logging.getLogger(__name__)
+
+# Transports whose bindings are reachable only over the connection that registered them: when it
+# closes they are gone (RFC 7118 §5: the WebSocket client's Contact host is a made-up .invalid).
+CONNECTION_BOUND = frozenset({"ws", "wss"})
 
 
 @dataclass(slots=True)
@@ -97,6 +101,8 @@ class Registrar:
         self._bindings: dict[str, dict[str, Binding]] = {}
         self._heap: list[tuple[float, str, str]] = []
         self.dirty: dict[tuple[str, str], Binding | None] = {}
+        # (credential id, key) of the bindings of each connection-bound flow, for drop_flow()
+        self._flows: dict[Source, set[tuple[str, str]]] = {}
 
     # -- location service ------------------------------------------------------------------
     def lookup(self, credential_id: str, now: float) -> list[Binding]:
@@ -113,13 +119,30 @@ class Registrar:
             self._put(binding)
 
     def _put(self, binding: Binding) -> None:
-        self._bindings.setdefault(binding.credential_id, {})[binding.key] = binding
+        table = self._bindings.setdefault(binding.credential_id, {})
+        old = table.get(binding.key)
+        if old is not None:
+            self._unindex(old)
+        table[binding.key] = binding
+        if binding.source.transport in CONNECTION_BOUND:
+            self._flows.setdefault(binding.source, set()).add((binding.credential_id, binding.key))
         heapq.heappush(self._heap, (binding.expires_at, binding.credential_id, binding.key))
         self.dirty[(binding.credential_id, binding.key)] = binding
 
+    def _unindex(self, binding: Binding) -> None:
+        keys = self._flows.get(binding.source)
+        if keys is not None:
+            keys.discard((binding.credential_id, binding.key))
+            if not keys:
+                del self._flows[binding.source]
+
     def _drop(self, credential_id: str, key: str) -> None:
         table = self._bindings.get(credential_id)
-        if table is not None and table.pop(key, None) is not None:
+        if table is None:
+            return
+        binding = table.pop(key, None)
+        if binding is not None:
+            self._unindex(binding)
             self.dirty[(credential_id, key)] = None
             if not table:
                 del self._bindings[credential_id]
@@ -129,11 +152,24 @@ class Registrar:
         must register again (with the new password). Unsaved changes of it become deletions, so
         the store never writes a binding for a credential that is gone. Returns how many."""
         table = self._bindings.pop(credential_id, {})
-        for key in list(table):
+        for key, binding in table.items():
+            self._unindex(binding)
             self.dirty[(credential_id, key)] = None
         for pending in [k for k in self.dirty if k[0] == credential_id]:
             self.dirty[pending] = None
         return len(table)
+
+    def drop_flow(self, source: Source) -> list[Binding]:
+        """A connection-bound flow (WebSocket) closed: its bindings are unreachable now (RFC 7118
+        §5), so they are removed at once rather than left to expire. Returns them."""
+        dropped: list[Binding] = []
+        for credential_id, key in list(self._flows.get(source, ())):
+            binding = self._bindings.get(credential_id, {}).get(key)
+            if binding is not None and binding.source == source:
+                self._drop(credential_id, key)
+                dropped.append(binding)
+        self._flows.pop(source, None)
+        return dropped
 
     def sweep(self, now: float) -> list[Binding]:
         """Remove expired bindings; returns them."""
@@ -182,6 +218,10 @@ class Registrar:
             if 0 < expires < self.limits.min_expires:
                 return Outcome(423, "Interval Too Brief", (("Min-Expires", str(self.limits.min_expires)),))
             expires = min(expires, self.limits.max_expires)
+            if expires > 0 and cred.expires_at is not None:
+                # A short-lived (web phone) credential: its bindings end with it (never below 1 s,
+                # which would read as a removal).
+                expires = max(1, min(expires, int(cred.expires_at - now)))
             key = _binding_key(contact)
             existing = current.get(key)
             if existing is not None and existing.call_id == call_id and cseq <= existing.cseq:
@@ -247,18 +287,22 @@ class BindingStore:
         self._task: asyncio.Task[None] | None = None
 
     async def load(self, now: float) -> int:
+        """Load the unexpired bindings; those of WebSocket flows are deleted instead (their
+        connections did not survive the restart)."""
         async with self._sessions() as session:
             rows = await repo.active_bindings(session, datetime.fromtimestamp(now, UTC))
+        kept = [(row, username) for row, username in rows if row.transport not in CONNECTION_BOUND]
         self._registrar.load(
             Binding(
                 row.credential_id, row.org_id, username, row.binding_key, row.contact, row.expires_at.timestamp(),
                 row.q, row.call_id, row.cseq, row.user_agent, Source(row.transport, row.source_host, row.source_port),
                 row.path,
             )
-            for row, username in rows
+            for row, username in kept
         )
-        self._registrar.dirty.clear()
-        return len(rows)
+        self._registrar.dirty = {(row.credential_id, row.binding_key): None
+                                 for row, _ in rows if row.transport in CONNECTION_BOUND}
+        return len(kept)
 
     async def flush(self) -> int:
         dirty = self._registrar.dirty

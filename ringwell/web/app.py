@@ -23,6 +23,7 @@ from ringwell.features.numbers import routes as numbers_routes
 from ringwell.features.rating import routes as rating_routes
 from ringwell.features.trunks import routes as trunks_routes
 from ringwell.features.webhooks import routes as webhooks_routes
+from ringwell.features.webphone import routes as webphone_routes
 from ringwell.web import docs as api_docs
 from ringwell.web.context import WebServices
 from ringwell.web.errors import ERROR_RESPONSES, install_error_handlers
@@ -32,6 +33,7 @@ from ringwell.web.portal import calls as portal_calls
 from ringwell.web.portal import dashboard as portal_dashboard
 from ringwell.web.portal import numbers as portal_numbers
 from ringwell.web.portal import operator as portal_operator
+from ringwell.web.portal import phone as portal_phone
 from ringwell.web.portal import settings as portal_settings
 from ringwell.web.portal import users as portal_users
 from ringwell.web.portal import webhooks as portal_webhooks
@@ -41,9 +43,9 @@ __all__ = ["API_PREFIX", "build_app"]
 API_PREFIX = "/api/v1"
 _HERE = Path(__file__).parent
 _API = [accounts_routes, auth_routes, numbers_routes, billing_routes, rating_routes, cdr_routes, trunks_routes,
-        webhooks_routes, audit_routes]
+        webhooks_routes, audit_routes, webphone_routes]
 _PORTAL = [portal_auth, portal_settings, portal_dashboard, portal_calls, portal_numbers, portal_users,
-           portal_billing, portal_operator, portal_webhooks]
+           portal_billing, portal_operator, portal_webhooks, portal_phone]
 
 # The portal loads nothing from elsewhere and runs no inline script; nobody may frame it.
 _SECURITY_HEADERS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from ringwell.features.auth.service import AuthService
     from ringwell.features.billing.payments import StripeProvider
     from ringwell.features.webhooks.service import WebhooksService
+    from ringwell.features.webphone.service import WebphoneService
     from ringwell.mail import Mailer
 
 __all__ = ["WebServices"]
@@ -43,3 +45,6 @@ class WebServices:
     mailer: Mailer
     webhooks: WebhooksService
     payments: StripeProvider | None = None
+    webphone: WebphoneService | None = None
+    # SIP Call-ID of a browser leg that ended recently -> (call record id, side): BrowserLegs.call_of
+    webrtc_calls: Callable[[str], tuple[str, str] | None] | None = None

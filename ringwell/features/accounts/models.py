@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ringwell.storage.base import Base, new_id, utcnow
 
-__all__ = ["OrgKind", "Organization", "SipCredential", "User"]
+__all__ = ["CredentialKind", "OrgKind", "Organization", "SipCredential", "User"]
 
 
 class OrgKind(StrEnum):
@@ -58,8 +58,17 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class CredentialKind(StrEnum):
+    DEVICE = "device"  # a phone's account, set up by a person
+    WEBPHONE = "webphone"  # minted for the portal's web phone from a login session; expires
+
+
 class SipCredential(Base):
-    """A SIP account: the username is unique on the server; only HA1 hashes are stored."""
+    """A SIP account: the username is unique on the server; only HA1 hashes are stored.
+
+    Web phone credentials (``kind`` webphone) are issued per browser session and stop working at
+    ``expires_at``; listings for people ignore them.
+    """
 
     __tablename__ = "sip_credentials"
 
@@ -70,5 +79,7 @@ class SipCredential(Base):
     realm: Mapped[str] = mapped_column(String(128))
     ha1_md5: Mapped[str] = mapped_column(String(32))
     ha1_sha256: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default=CredentialKind.DEVICE.value, server_default="device")
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)  # UTC; None: never
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ringwell.features.accounts.models import Organization, SipCredential, User
+from ringwell.features.accounts.models import CredentialKind, Organization, SipCredential, User
 
 __all__ = [
     "CredentialRecord",
     "Reachable",
     "credential_by_username",
     "credential_records",
+    "expired_webphone_credentials",
     "org_by_name",
     "orgs_page",
     "owner_ids",
@@ -24,7 +26,10 @@ __all__ = [
     "usernames_of",
     "users_of_org",
     "users_page",
+    "webphone_credentials",
 ]
+
+_DEVICE_ONLY = SipCredential.kind != CredentialKind.WEBPHONE.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,19 @@ class CredentialRecord:
     ha1_md5: str
     ha1_sha256: str
     extension: str
+    kind: str = CredentialKind.DEVICE.value
+    expires_at: float | None = None  # wall clock (seconds since the epoch, UTC); None: never
+
+    def expired(self, now: float) -> bool:
+        """Whether the credential no longer authenticates (a web phone's, after its lifetime)."""
+        return self.expires_at is not None and self.expires_at <= now
+
+
+def _record(cred: SipCredential, extension: str) -> CredentialRecord:
+    return CredentialRecord(
+        cred.id, cred.org_id, cred.user_id, cred.username, cred.realm, cred.ha1_md5, cred.ha1_sha256, extension,
+        cred.kind, cred.expires_at.timestamp() if cred.expires_at is not None else None,
+    )
 
 
 async def org_by_name(session: AsyncSession, name: str) -> Organization | None:
@@ -100,19 +118,21 @@ async def owner_ids(session: AsyncSession, org_id: str, owner_role: str) -> list
 
 
 async def usernames_of(session: AsyncSession, user_ids: Sequence[str]) -> dict[str, str]:
-    """User id → SIP username (the oldest credential when a user has several)."""
+    """User id → SIP username (the oldest credential when a user has several; never a web phone's)."""
     if not user_ids:
         return {}
     result = await session.execute(
         select(SipCredential.user_id, SipCredential.username)
-        .where(SipCredential.user_id.in_(user_ids))
+        .where(SipCredential.user_id.in_(user_ids), _DEVICE_ONLY)
         .order_by(SipCredential.created_at.desc(), SipCredential.id.desc())
     )
     return dict(result.all())
 
 
-async def credential_records(session: AsyncSession, org_id: str, user_id: str | None = None) -> list[CredentialRecord]:
-    """The org's SIP credentials (of one user when given) with their users' extensions."""
+async def credential_records(session: AsyncSession, org_id: str, user_id: str | None = None, *,
+                             webphone: bool = False) -> list[CredentialRecord]:
+    """The org's SIP credentials (of one user when given) with their users' extensions; the web
+    phone's short-lived ones only when ``webphone``."""
     query = (
         select(SipCredential, User.extension)
         .join(User, User.id == SipCredential.user_id)
@@ -121,10 +141,9 @@ async def credential_records(session: AsyncSession, org_id: str, user_id: str | 
     )
     if user_id is not None:
         query = query.where(SipCredential.user_id == user_id)
-    return [
-        CredentialRecord(c.id, c.org_id, c.user_id, c.username, c.realm, c.ha1_md5, c.ha1_sha256, extension)
-        for c, extension in (await session.execute(query)).all()
-    ]
+    if not webphone:
+        query = query.where(_DEVICE_ONLY)
+    return [_record(c, extension) for c, extension in (await session.execute(query)).all()]
 
 
 async def user_by_extension(session: AsyncSession, org_id: str, extension: str) -> User | None:
@@ -153,13 +172,33 @@ async def credential_by_username(session: AsyncSession, username: str) -> Creden
     if row is None:
         return None
     cred, extension = row
-    return CredentialRecord(
-        cred.id, cred.org_id, cred.user_id, cred.username, cred.realm, cred.ha1_md5, cred.ha1_sha256, extension
-    )
+    return _record(cred, extension)
 
 
 async def credentials_of_org(session: AsyncSession, org_id: str) -> Sequence[SipCredential]:
-    result = await session.execute(select(SipCredential).where(SipCredential.org_id == org_id))
+    """The org's SIP credentials set up for devices (not the web phone's)."""
+    result = await session.execute(select(SipCredential).where(SipCredential.org_id == org_id, _DEVICE_ONLY))
+    return result.scalars().all()
+
+
+async def webphone_credentials(session: AsyncSession, user_id: str) -> Sequence[SipCredential]:
+    """A user's web phone credentials, oldest first (expired ones included)."""
+    result = await session.execute(
+        select(SipCredential)
+        .where(SipCredential.user_id == user_id, SipCredential.kind == CredentialKind.WEBPHONE.value)
+        .order_by(SipCredential.created_at, SipCredential.id)
+    )
+    return result.scalars().all()
+
+
+async def expired_webphone_credentials(session: AsyncSession, now: datetime, limit: int) -> Sequence[SipCredential]:
+    """Web phone credentials expired at ``now`` (server-wide: the purge), at most ``limit``."""
+    result = await session.execute(
+        select(SipCredential)
+        .where(SipCredential.kind == CredentialKind.WEBPHONE.value, SipCredential.expires_at <= now)
+        .order_by(SipCredential.expires_at, SipCredential.id)
+        .limit(limit)
+    )
     return result.scalars().all()
 
 

@@ -213,7 +213,7 @@ async def rotate_sip_password(request: Request, scope: Annotated[Scope, Depends(
 # -- registrations -----------------------------------------------------------------------------
 async def _registrations(request: Request, org_id: str, user_id: str | None) -> RegistrationList:
     web = services(request)
-    creds = await web.accounts.sip_credentials(org_id, user_id)
+    creds = await web.accounts.sip_credentials(org_id, user_id, webphone=True)  # the web phone is a device too
     now = time.time()
     return RegistrationList(items=[RegistrationOut.of(cred, binding) for cred in creds
                                    for binding in web.registrar.lookup(cred.credential_id, now)])

@@ -10,6 +10,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
@@ -28,7 +29,7 @@ from ringwell.features.accounts.errors import (
     SipUsernameTaken,
     UserNotFound,
 )
-from ringwell.features.accounts.models import Organization, OrgKind, SipCredential, User
+from ringwell.features.accounts.models import CredentialKind, Organization, OrgKind, SipCredential, User
 from ringwell.features.accounts.repository import CredentialRecord
 from ringwell.features.auth.permissions import Role, is_staff
 from ringwell.sip.digest import compute_ha1
@@ -142,6 +143,15 @@ class AccountsService:
             for credential_id, username in credentials:
                 self.credentials_changed(credential_id, username)
 
+    def notify_changed(self, credentials: Iterable[tuple[str, str]]) -> None:
+        """Tell the SIP side that these (credential id, username) were deleted or re-keyed, once
+        committed: it forgets their HA1 and drops their registrations."""
+        self._changed(credentials)
+
+    @property
+    def realm(self) -> str:
+        return self._realm
+
     async def create_org(self, name: str, country: str = "US", currency: str = "USD") -> Organization:
         """A new organization in ``country`` (ISO 3166 alpha-2) paying in ``currency`` (ISO 4217)."""
         name = name.strip()
@@ -253,6 +263,12 @@ class AccountsService:
         return NewUser(user, username, password if generated else None)
 
     def _credential(self, org_id: str, user_id: str, username: str, password: str) -> SipCredential:
+        return self.make_credential(org_id, user_id, username, password)
+
+    def make_credential(self, org_id: str, user_id: str, username: str, password: str, *,
+                        kind: CredentialKind = CredentialKind.DEVICE,
+                        expires_at: datetime | None = None) -> SipCredential:
+        """A new credential row holding only the HA1 hashes (MD5 and SHA-256) of ``password``."""
         return SipCredential(
             org_id=org_id,
             user_id=user_id,
@@ -260,6 +276,8 @@ class AccountsService:
             realm=self._realm,
             ha1_md5=compute_ha1(username, self._realm, password, "MD5"),
             ha1_sha256=compute_ha1(username, self._realm, password, "SHA-256"),
+            kind=kind.value,
+            expires_at=expires_at,
         )
 
     async def _free_username(self, session: AsyncSession, extension: str) -> str:
@@ -277,7 +295,7 @@ class AccountsService:
             raise InvalidAccountData(f"SIP password must have at least {MIN_PASSWORD_LENGTH} characters")
         async with self._sessions() as session, session.begin():
             cred = await repo.credential_row(session, username)
-            if cred is None:
+            if cred is None or cred.kind == CredentialKind.WEBPHONE.value:
                 raise UserNotFound(f"no SIP username {username!r}")
             fresh = self._credential(cred.org_id, cred.user_id, username, password)
             cred.realm, cred.ha1_md5, cred.ha1_sha256 = fresh.realm, fresh.ha1_md5, fresh.ha1_sha256
@@ -449,7 +467,8 @@ class AccountsService:
             if user.role == Role.OWNER.value:
                 await self._keep_an_owner(session, org_id, user.id, "delete")
             details = {"email": user.email, "extension": user.extension, "role": user.role}
-            gone = [(c.credential_id, c.username) for c in await repo.credential_records(session, org_id, user.id)]
+            gone = [(c.credential_id, c.username)
+                    for c in await repo.credential_records(session, org_id, user.id, webphone=True)]
             await session.delete(user)
             await session.flush()
             if audit is not None:
@@ -486,7 +505,9 @@ class AccountsService:
         self._changed(changed)
         return username, password
 
-    async def sip_credentials(self, org_id: str, user_id: str | None = None) -> list[CredentialRecord]:
-        """The org's SIP credentials (one user's when given), in extension order."""
+    async def sip_credentials(self, org_id: str, user_id: str | None = None, *,
+                              webphone: bool = False) -> list[CredentialRecord]:
+        """The org's SIP credentials (one user's when given), in extension order; the web phone's
+        short-lived ones only when ``webphone`` (to find devices registered with them)."""
         async with self._sessions() as session:
-            return await repo.credential_records(session, org_id, user_id)
+            return await repo.credential_records(session, org_id, user_id, webphone=webphone)

@@ -352,3 +352,20 @@ async def daily_totals(session: AsyncSession, org_id: str, since: datetime, unti
                   float(talk or 0), int(charge or 0))
         for value, calls, ans, talk, charge in rows
     ]
+
+
+async def add_leg_report(session: AsyncSession, *, org_id: str, call_id: str, side: str, user_id: str,
+                         key: str, report: dict[str, Any]) -> bool | None:
+    """Store ``report`` under ``media[side][key]`` of a closed call of ``org_id`` that ``user_id``
+    took part in. None: no such call for that user; False: the call is not closed yet."""
+    row = await session.get(CallRecord, call_id)
+    if row is None or row.org_id != org_id or user_id not in (row.caller_user_id, row.callee_user_id):
+        return None
+    if row.state == CallState.OPEN.value:
+        return False
+    media = dict(row.media or {})
+    leg = dict(media.get(side) or {})
+    leg[key] = report
+    media[side] = leg
+    row.media = media  # a new dict: the JSON column sees the change
+    return True

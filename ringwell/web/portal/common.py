@@ -21,6 +21,7 @@ __all__ = ["NAV", "page_identity", "render"]
 # (path, label, permission needed to see it)
 NAV: list[tuple[str, str, str]] = [
     ("/", "Dashboard", "org.read"),
+    ("/phone", "Phone", "calls.read"),
     ("/calls", "Calls", "calls.read"),
     ("/numbers", "Numbers", "numbers.read"),
     ("/users", "Users", "users.read"),

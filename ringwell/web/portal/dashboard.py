@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
+from ringwell.features.accounts.models import CredentialKind
 from ringwell.features.auth.tokens import Identity
 from ringwell.features.cdr import history
 from ringwell.web.portal.calls import call_row, own_calls_only
@@ -63,12 +64,13 @@ async def dashboard(request: Request, identity: PageIdentity) -> HTMLResponse:
 async def _me(request: Request, org_id: str, user_id: str) -> dict[str, Any] | None:
     """The logged-in user's own phone: extension, SIP username, devices registered now."""
     web = services(request)
-    creds = await web.accounts.sip_credentials(org_id, user_id)
-    if not creds:
+    creds = await web.accounts.sip_credentials(org_id, user_id, webphone=True)
+    devices = [cred for cred in creds if cred.kind != CredentialKind.WEBPHONE.value]
+    if not devices:
         return None
     now = time.time()
-    online = sum(len(web.registrar.lookup(cred.credential_id, now)) for cred in creds)
-    return {"extension": creds[0].extension, "sip_username": creds[0].username, "devices": online,
+    online = sum(len(web.registrar.lookup(cred.credential_id, now)) for cred in creds)  # the web phone counts
+    return {"extension": devices[0].extension, "sip_username": devices[0].username, "devices": online,
             "user_id": user_id}
 
 

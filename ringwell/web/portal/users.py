@@ -77,7 +77,7 @@ async def _devices(request: Request, org_id: str, user_id: str | None = None) ->
     web = services(request)
     now = time.time()
     found: dict[str, list[Device]] = {}
-    for cred in await web.accounts.sip_credentials(org_id, user_id):
+    for cred in await web.accounts.sip_credentials(org_id, user_id, webphone=True):  # a browser is a device too
         found.setdefault(cred.user_id, []).extend(_device(b, now) for b in web.registrar.lookup(cred.credential_id,
                                                                                                  now))
     return found
