@@ -145,9 +145,9 @@ class BrowserLegs:
     def _answer_here(self, call: Call, action: SendRequest, leg: WebRtcLeg, offer: SessionDescription) -> None:
         request = action.request
         answer = leg.answer_locally(offer)
-        response = make_response(request, 200, "OK",
-                                 [("Contact", self._manager.config.contact_for(action.flow)),
-                                  ("Content-Type", "application/sdp")])
+        # The browser's own Contact (the request's target), or the dialog's target would become us.
+        response = make_response(request, 200, "OK", [("Contact", f"<{request.uri}>"),
+                                                      ("Content-Type", "application/sdp")])
         response.body = answer.encode()
         if request.method == "INVITE":
             self._acks.add((request.call_id, request.cseq.number))

@@ -200,6 +200,19 @@ def _record(demo: Demo, sip_call_id: str, *, wait_for: str | None = None, timeou
         time.sleep(0.5)
 
 
+def _wait_for_reinvite(phone: Baresip, attribute: str, *, after: int, timeout: float = 10.0) -> None:
+    """Wait until ``phone`` has received more than ``after`` re-INVITEs, the last carrying ``attribute``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        received = [e for e in phone.sip_trace() if e.destination.endswith(f":{phone.sip_port}")]
+        invites = [e for e in received if e.method == "INVITE"]
+        if len(invites) > after and attribute in invites[-1].text:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no re-INVITE with {attribute}: {[i.text[-200:] for i in invites]}")
+        time.sleep(0.2)
+
+
 def test_the_browser_calls_baresip_which_hears_it_and_gets_its_digits(demo: Demo, bob: Baresip) -> None:
     with sync_playwright() as playwright:
         browser = _chromium(playwright, demo.alice_wav)
@@ -252,6 +265,23 @@ def test_baresip_calls_the_browser_which_answers_and_hears_it(demo: Demo, bob: B
             second = page.evaluate(INBOUND_ENERGY)
             assert second["packets"] > first["packets"] > 50, (first, second)
             assert second["energy"] > first["energy"] + 0.01, (first, second)  # it hears sound, not silence
+            # The browser holds and resumes: re-INVITEs reach baresip as plain offers, sendonly then sendrecv.
+            page.locator("#hold-button").click()
+            expect(page.locator("#hold-button")).to_have_attribute("aria-pressed", "true")
+            _wait_for_reinvite(bob, "a=sendonly", after=0)
+            page.locator("#hold-button").click()
+            expect(page.locator("#hold-button")).to_have_attribute("aria-pressed", "false")
+            _wait_for_reinvite(bob, "a=sendrecv", after=1)
+            # baresip holds and resumes: Ringwell answers for the browser, whose media keeps flowing.
+            bob.command("hold")
+            time.sleep(1.0)
+            bob.command("resume")
+            time.sleep(2.0)
+            expect(page.locator("#phone")).to_have_attribute("data-state", "incall")
+            third = page.evaluate(INBOUND_ENERGY)
+            time.sleep(2.0)
+            fourth = page.evaluate(INBOUND_ENERGY)
+            assert fourth["energy"] > third["energy"] + 0.005, (third, fourth)  # sound again after both holds
             sip_call_id = page.locator("#phone").get_attribute("data-call-id")
             bob.command("hangup")
             bob.wait_event("CALL_CLOSED", timeout=10)
