@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -65,8 +66,12 @@ class RingwellServer:
         seconds: float = 900.0,
         ready_timeout: float = 30.0,
         extra_env: dict[str, str] | None = None,
+        host: str = LOOPBACK,
+        https: bool = False,
     ) -> None:
         self.tmp_path = tmp_path
+        self.host = host  # the address it binds (a veth address of a test's own namespace, at most)
+        self.https = https  # the HTTP port serves HTTPS (its self-signed certificate is not checked)
         self.data_dir = data_dir if data_dir is not None else tmp_path / "ringwell-data"
         self.sip_port = free_port()
         self.tls_port = free_port()
@@ -93,8 +98,10 @@ class RingwellServer:
             RINGWELL_TLS_PORT=str(self.tls_port),
             RINGWELL_HTTP_PORT=str(self.http_port),
             RINGWELL_RTP_PORTS=f"{self.rtp_low}-{self.rtp_high}",
-            RINGWELL_BIND=LOOPBACK,
+            RINGWELL_BIND=self.host,
         )
+        if self.https:
+            env["RINGWELL_HTTP_TLS"] = "true"
         env.update(self.extra_env)
         return env
 
@@ -117,17 +124,29 @@ class RingwellServer:
         self._wait_healthy()
         return self
 
+    @property
+    def base_url(self) -> str:
+        return f"{'https' if self.https else 'http'}://{self.host}:{self.http_port}"
+
+    def _opener(self) -> urllib.request.OpenerDirector:
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+        if self.https:
+            insecure = ssl.create_default_context()
+            insecure.check_hostname = False
+            insecure.verify_mode = ssl.CERT_NONE  # the server's own self-signed certificate, on a test address
+            handlers.append(urllib.request.HTTPSHandler(context=insecure))
+        return urllib.request.build_opener(*handlers)
+
     def health(self) -> dict[str, Any]:
         """The JSON of ``/healthz``: registrations, transactions, calls, media sessions."""
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(f"http://{LOOPBACK}:{self.http_port}/healthz", timeout=5.0) as resp:
+        with self._opener().open(f"{self.base_url}/healthz", timeout=5.0) as resp:
             data: dict[str, Any] = json.loads(resp.read())
         return data
 
     def _wait_healthy(self) -> None:
         assert self.proc is not None
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        url = f"http://{LOOPBACK}:{self.http_port}/healthz"
+        opener = self._opener()
+        url = f"{self.base_url}/healthz"
         deadline = time.monotonic() + self.ready_timeout
         last = "no answer"
         while True:
