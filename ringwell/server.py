@@ -380,6 +380,7 @@ class RingwellServer:
             "transactions": self.endpoint.transactions,
             "calls": self.calls.active,
             "media_sessions": self.relay.sessions,
+            "webrtc_legs": self.calls.browsers.active if self.calls.browsers is not None else 0,
             "intake_dropped": self.endpoint.intake.dropped,
             "loop_lag_ms": {"recent": round(lag.recent_ms, 1), "worst": round(lag.worst_ms, 1)},
             "trunks": self.registrations.status(),
