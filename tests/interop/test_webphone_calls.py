@@ -29,7 +29,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.audio import similarity, speech_wav
 from tests.peers.baresip import Baresip, BaresipAccount
-from tests.peers.ports import LOOPBACK
+from tests.peers.ports import LOOPBACK, free_port
 from tests.peers.server import RingwellServer
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(240)]
@@ -147,6 +147,14 @@ def demo(tmp_path_factory) -> Iterator[Demo]:
         login = re.search(r"portal login (\S+)\s+password (\S+)", out)
         bob = re.search(r"extension 102: SIP username (\S+)\s+password (\S+)", out)
         assert login and bob, out
+        # Calls to the phone network are rated and need credit: a deck, a trunk, and no credit at all.
+        deck = tmp / "sell.csv"
+        deck.write_text("prefix,description,price_per_minute,connection_fee,increments,effective_date\n"
+                        "1,North America,0.10,0,60/60,2020-01-01\n")
+        server.admin("import-rates", "--deck", "sell", str(deck))
+        server.admin("assign-deck", "--org", "Demo", "--deck", "sell")
+        server.admin("add-trunk", "--name", "carrier", "--host", LOOPBACK, "--port", str(free_port()),
+                     "--buy-deck", "sell")
         yield Demo(server, base, login[1], login[2], bob[2], alice_wav, bob_wav, tmp)
 
 
@@ -326,3 +334,23 @@ def test_a_browser_offering_only_opus_is_transcoded(demo: Demo, bob: Baresip) ->
     record = _record(demo, sip_call_id)
     webrtc = record["media"]["a"]["webrtc"]
     assert webrtc["mode"] == "opus" and webrtc["browser_codec"] == "opus/48000", webrtc
+
+
+def test_failed_calls_are_explained_on_the_page(demo: Demo) -> None:
+    with sync_playwright() as playwright:
+        browser = _chromium(playwright, demo.alice_wav)
+        try:
+            page = _open_phone(browser, demo)
+            phone = page.locator("#phone")
+            page.locator("#dial-input").fill("555")  # no such extension (999 would be an emergency call)
+            page.locator("#call-button").click()
+            expect(phone).to_have_attribute("data-end-reason", "not-found")
+            expect(page.locator("#status")).to_contain_text("No such number")
+            expect(phone).to_have_attribute("data-state", "registered", timeout=10_000)
+            page.locator("#dial-input").fill("+14155550100")
+            page.locator("#call-button").click()
+            expect(phone).to_have_attribute("data-end-reason", "no-credit")
+            expect(phone).to_have_attribute("data-sip-status", "402")
+            expect(page.locator("#status")).to_contain_text("Insufficient credit")
+        finally:
+            browser.close()
