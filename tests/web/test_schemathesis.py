@@ -3,7 +3,7 @@
 Every operation of ``/api/v1/openapi.json`` gets generated requests (schemathesis strategies,
 hypothesis underneath, derandomized so CI sees the same requests every run), sent to the real
 app in-process with an owner's API key (for ``/operator/...`` an operator owner's session: API
-keys never act as staff) so they reach the handlers rather than stopping at 401:
+keys never act as staff; for ``/webphone/...`` the owner's session: keys mint no SIP secrets) so they reach the handlers rather than stopping at 401:
 
 - valid requests aimed at real data (``org_id`` the owner's org; user, number, call, key,
   webhook and delivery ids of that org), and valid requests with generated ids;
@@ -93,8 +93,13 @@ class Fuzz:
 
     def send(self, case: schemathesis.Case[Any]) -> httpx.Response:
         kwargs = case.as_transport_kwargs(base_url=BASE_URL)
-        operator = case.operation.path.startswith("/api/v1/operator/")
-        client = self.operator_client if operator else self.org_client
+        path = case.operation.path
+        if path.startswith("/api/v1/operator/"):
+            client = self.operator_client
+        elif path.startswith("/api/v1/webphone/"):
+            client = self.victim.tenant.client  # the web phone is for a logged-in session: keys get 403
+        else:
+            client = self.org_client
         headers = {k: v for k, v in (kwargs.get("headers") or {}).items()
                    if k.lower() not in ("authorization", "cookie")}
         request: dict[str, Any] = {"params": kwargs.get("params") or None, "headers": headers}
