@@ -251,7 +251,7 @@ class WebRtcLeg:
         self._ssrc_out = secrets.randbits(32)  # SSRC of what we send to the relay when transcoding
         self._p_seq = secrets.randbits(16)
         self._p_ts = 0
-        self._p_ts_base: int | None = None
+        self._b_ts_last: int | None = None  # the browser's last Opus timestamp (48 kHz)
         self._b_seq = secrets.randbits(16)
         self._opus_in: _OpusDecoder | None = None
         self._opus_out: _OpusEncoder | None = None
@@ -510,10 +510,18 @@ class WebRtcLeg:
     def _opus_to_plain(self, packet: RtpPacket, relay: tuple[str, int]) -> None:
         assert self._opus_in is not None and self.plain_codec is not None
         chunks = self._opus_in.feed(packet.payload)
-        expected = packet.timestamp // _OPUS_SCALE
-        if self._p_ts_base is None or abs((self._p_ts - expected + 2**31) % 2**32 - 2**31) > 4 * _FRAME:
-            self._p_ts = expected  # first packet, or a gap: follow the browser's clock again
-            self._p_ts_base = expected
+        last = self._b_ts_last
+        self._b_ts_last = packet.timestamp
+        if last is None:
+            self._p_ts = packet.timestamp // _OPUS_SCALE
+        else:
+            # The G.711 timeline follows the browser's: a gap (lost or discontinued packets) is
+            # skipped over on this side too, a reordered or restarted stream starts it afresh.
+            step = (packet.timestamp - last) & 0xFFFFFFFF
+            if step > 60 * 48_000:
+                self._p_ts = packet.timestamp // _OPUS_SCALE
+            elif step > _FRAME * _OPUS_SCALE:
+                self._p_ts = (self._p_ts + (step - _FRAME * _OPUS_SCALE) // _OPUS_SCALE) & 0xFFFFFFFF
         for pcm in chunks:
             self._p_seq = (self._p_seq + 1) & 0xFFFF
             self._to_plain(self._p_pt, 0, self._p_seq, self._p_ts, self._ssrc_out,
