@@ -3,7 +3,8 @@
 Every operation of ``/api/v1/openapi.json`` gets generated requests (schemathesis strategies,
 hypothesis underneath, derandomized so CI sees the same requests every run), sent to the real
 app in-process with an owner's API key (for ``/operator/...`` an operator owner's session: API
-keys never act as staff; for ``/webphone/...`` the owner's session: keys mint no SIP secrets) so they reach the handlers rather than stopping at 401:
+keys never act as staff; for ``/webphone/...`` the owner's session: keys mint no SIP secrets) so
+they reach the handlers rather than stopping at 401:
 
 - valid requests aimed at real data (``org_id`` the owner's org; user, number, call, key,
   webhook and delivery ids of that org), and valid requests with generated ids;
