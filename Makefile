@@ -2,7 +2,7 @@
 BIN := .venv/bin
 DATA ?= data
 
-.PHONY: run test check peers phone-bundle bench bench-register bench-calls bench-media bench-rating bench-api clean
+.PHONY: run test check peers phone-bundle bench bench-register bench-calls bench-media bench-rating bench-api bench-webrtc clean
 
 .venv/.run: pyproject.toml scripts/venv.sh
 	@scripts/venv.sh
@@ -35,7 +35,7 @@ phone-bundle:
 	cd frontend && npm ci --ignore-scripts --no-audit --no-fund && npm run build
 
 ## bench: every benchmark (results go to bench/RESULTS.md)
-bench: bench-register bench-calls bench-media bench-rating bench-api
+bench: bench-register bench-calls bench-media bench-rating bench-api bench-webrtc
 
 bench-register: .venv/.test peers
 	$(BIN)/python -m bench.register
@@ -68,6 +68,10 @@ bench-rating: .venv/.test
 ## bench-api: call history over HTTP with 10 M CDRs in PostgreSQL, wrk beside pgbench on the same SQL (ARGS=--reuse ...)
 bench-api: .venv/.test peers
 	$(BIN)/python -m bench.api $(ARGS)
+
+## bench-webrtc: concurrent WebRTC calls (aiortc clients) through Ringwell and rtpengine to an RTP echo, PCMU and Opus (ARGS=...)
+bench-webrtc: .venv/.test peers
+	$(BIN)/python -m bench.webrtc $(ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
