@@ -290,7 +290,9 @@ def test_baresip_calls_the_browser_which_answers_and_hears_it(demo: Demo, bob: B
             time.sleep(2.0)
             fourth = page.evaluate(INBOUND_ENERGY)
             assert fourth["energy"] > third["energy"] + 0.005, (third, fourth)  # sound again after both holds
+            bob.command("sndcode", "7")  # RFC 4733 from baresip, relayed to the browser
             sip_call_id = page.locator("#phone").get_attribute("data-call-id")
+            time.sleep(1.0)
             bob.command("hangup")
             bob.wait_event("CALL_CLOSED", timeout=10)
             expect(page.locator("#phone")).not_to_have_attribute("data-state", "incall")
@@ -306,6 +308,7 @@ def test_baresip_calls_the_browser_which_answers_and_hears_it(demo: Demo, bob: B
     assert media["a"]["jitter_ms"] is not None and media["b"]["jitter_ms"] is not None
     webrtc = media["b"]["webrtc"]
     assert webrtc["mode"] == "passthrough" and webrtc["to_browser"] > 150, webrtc
+    assert webrtc["events_to_browser"] >= 3, webrtc  # the digit's event packets went on to the browser
     report = media["b"]["browser"]
     assert report["packets_received"] > 150 and report["total_audio_energy"] > 0, report
     assert report["rtt_ms"] is not None and report["rtt_ms"] < 1000, report
@@ -354,3 +357,21 @@ def test_failed_calls_are_explained_on_the_page(demo: Demo) -> None:
             expect(page.locator("#status")).to_contain_text("Insufficient credit")
         finally:
             browser.close()
+
+
+def test_the_browser_declines_a_call_that_rings_it(demo: Demo, bob: Baresip) -> None:
+    with sync_playwright() as playwright:
+        browser = _chromium(playwright, demo.alice_wav)
+        try:
+            page = _open_phone(browser, demo)
+            bob.dial(f"sip:101@{LOOPBACK}:{demo.server.sip_port}")
+            expect(page.locator("#phone")).to_have_attribute("data-state", "ringing")
+            expect(page.locator("#phone")).to_have_attribute("data-ringtone", "playing")
+            expect(page.locator("#incoming")).to_contain_text("102")  # who calls (no display name: the number)
+            page.locator("#decline-button").click()
+            closed = bob.wait_event("CALL_CLOSED", timeout=10)
+            expect(page.locator("#phone")).to_have_attribute("data-ringtone", "off")
+            expect(page.locator("#phone")).to_have_attribute("data-state", "registered", timeout=10_000)
+        finally:
+            browser.close()
+    assert "486" in json.dumps(closed), closed  # Busy Here, as a declined call should be
