@@ -461,7 +461,8 @@ async def test_check_timeouts_on_a_fake_clock(relay: MediaRelay):
     session.last_rtp = now + 100
     session.arm()  # re-armed, e.g. after a hold
     assert relay.check_timeouts(session.idle_since() + 59) == []
-    assert relay.check_timeouts(session.idle_since() + 60) == [session]
+    # + 60.001, not + 60: (t + 60) - t can come out a hair under 60 in floating point
+    assert relay.check_timeouts(session.idle_since() + 60.001) == [session]
     session.disarm()
     session.timed_out = False
     assert relay.check_timeouts(now + 10_000) == []
