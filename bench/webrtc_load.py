@@ -52,13 +52,11 @@ import secrets
 import struct
 import sys
 import time
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Protocol
 
 import av
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket
 from websockets.asyncio.client import ClientConnection, connect
@@ -67,41 +65,13 @@ from bench.media import bdecode, bencode
 from ringwell.media import g711
 from ringwell.sip import digest
 from ringwell.sip.message import Request, Response, parse_message
+from ringwell.webrtc.leg import SilentTrack, run_now
 
 TICK = 0.020
 MAX_TICKS = 90_000  # 30 min of ticks: the process never lives that long
 LATE_MS = 100.0  # round trip; a later echo counts as lost (a jitter buffer would have dropped it)
 SETUP_TIMEOUT = 20.0
 _RTP = struct.Struct("!BBHII")
-
-
-class _SilentTrack(MediaStreamTrack):
-    """aiortc's sender gets a track that never yields: media leaves through ``_send_rtp``."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    async def recv(self) -> Any:
-        await self._never
-        raise MediaStreamError
-
-    def stop(self) -> None:
-        super().stop()
-        if not self._never.done():
-            self._never.cancel()
-
-
-def _run_now(coro: Coroutine[Any, Any, None]) -> None:
-    """``_send_rtp`` (SRTP + sendto) completes without suspending: no task per packet."""
-    try:
-        coro.send(None)
-    except StopIteration:
-        return
-    coro.close()
-    raise RuntimeError("_send_rtp suspended")
 
 
 def _signal(rate: int, seconds: float) -> list[bytes]:
@@ -169,7 +139,7 @@ class Call:
 
     async def setup(self) -> None:
         load = self.load
-        transceiver = self.pc.addTransceiver(_SilentTrack(), direction="sendrecv")
+        transceiver = self.pc.addTransceiver(SilentTrack(), direction="sendrecv")
         self._prepare(transceiver)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         answer = await load.signalling.call(self, self.pc.localDescription.sdp)
@@ -216,7 +186,7 @@ class Call:
         packet = _RTP.pack(0x80, (marker << 7) | load.pt, (self.seq0 + tick) & 0xFFFF,
                            (self.ts0 + tick * load.step) & 0xFFFFFFFF, self.ssrc) + payload
         try:
-            _run_now(self._transport._send_rtp(packet))
+            run_now(self._transport._send_rtp(packet))
         except ConnectionError:
             self.send_errors += 1
             return

@@ -87,7 +87,7 @@ from ringwell.webrtc.sdp import (
     with_public_address,
 )
 
-__all__ = ["IceConfig", "WebRtcError", "WebRtcLeg", "local_host_of"]
+__all__ = ["IceConfig", "SilentTrack", "WebRtcError", "WebRtcLeg", "local_host_of", "run_now"]
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def local_host_of(bind: str) -> str:
     return bind
 
 
-class _SilentTrack(MediaStreamTrack):
+class SilentTrack(MediaStreamTrack):
     """What aiortc's sender is given: it never yields a frame (media goes out through ``_send_rtp``),
     so the sender's loop waits instead of polling every 20 ms."""
 
@@ -156,7 +156,7 @@ class _SilentTrack(MediaStreamTrack):
             self._never.cancel()
 
 
-def _run_now(coro: Coroutine[Any, Any, None]) -> None:
+def run_now(coro: Coroutine[Any, Any, None]) -> None:
     """Run a coroutine that completes without suspending (aiortc's ``_send_rtp``: SRTP, then a
     ``sendto`` on the ICE pair's socket) without the cost of a task per packet."""
     try:
@@ -275,7 +275,7 @@ class WebRtcLeg:
         transceiver = next((t for t in pc.getTransceivers() if t.kind == "audio"), None)
         if transceiver is None:
             raise WebRtcError("The browser offered no audio")
-        pc.addTrack(_SilentTrack())
+        pc.addTrack(SilentTrack())
         transceiver.setCodecPreferences(_capabilities([choice.codec.name]))
         self._adopt(transceiver)
         await asyncio.wait_for(pc.setLocalDescription(await pc.createAnswer()), _NEGOTIATION_TIMEOUT)
@@ -315,7 +315,7 @@ class WebRtcLeg:
         if not names:
             raise WebRtcError("The call offered no G.711")
         pc = self._new_pc()
-        transceiver = pc.addTransceiver(_SilentTrack(), direction="sendrecv")
+        transceiver = pc.addTransceiver(SilentTrack(), direction="sendrecv")
         transceiver.setCodecPreferences(_capabilities([*names, "opus"]))
         self._adopt(transceiver)
         await asyncio.wait_for(pc.setLocalDescription(await pc.createOffer()), _NEGOTIATION_TIMEOUT)
@@ -604,7 +604,7 @@ class WebRtcLeg:
             return
         sender = transceiver.sender
         try:
-            _run_now(sender.transport._send_rtp(_RTP.pack(0x80, (marker << 7) | pt, seq, ts, sender._ssrc) + payload))
+            run_now(sender.transport._send_rtp(_RTP.pack(0x80, (marker << 7) | pt, seq, ts, sender._ssrc) + payload))
         except ConnectionError:
             self.counters["dropped"] += 1  # DTLS not up yet (or gone)
             return

@@ -14,7 +14,6 @@ registering | registered | calling | ringing | incall | ended | error), ``data-r
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,12 +46,9 @@ def demo(tmp_path_factory) -> Iterator[Demo]:
     tmp = tmp_path_factory.mktemp("phone")
     server = RingwellServer(tmp)
     server.data_dir.mkdir(parents=True, exist_ok=True)
-    printed = subprocess.run([str(server.executable), "setup-demo", "--data-dir", str(server.data_dir)],
-                             env=server.env, cwd=tmp, capture_output=True, text=True, timeout=120, check=True).stdout
-    login = re.search(r"portal login (\S+)\s+password (\S+)", printed)
-    assert login, printed
+    logins = server.setup_demo()
     with server:
-        yield Demo(server, f"http://{LOOPBACK}:{server.http_port}", login.group(1), login.group(2))
+        yield Demo(server, f"http://{LOOPBACK}:{server.http_port}", logins.email, logins.password)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -142,11 +141,7 @@ def demo(tmp_path_factory) -> Iterator[Demo]:
     server = RingwellServer(tmp, extra_env={"RINGWELL_WEBRTC_ICE_ADDRESSES": LOOPBACK})
     with server:
         base = f"http://{LOOPBACK}:{server.http_port}"
-        out = subprocess.run([str(server.executable), "setup-demo", "--data-dir", str(server.data_dir)],
-                             env=server.env, capture_output=True, text=True, timeout=60, check=True).stdout
-        login = re.search(r"portal login (\S+)\s+password (\S+)", out)
-        bob = re.search(r"extension 102: SIP username (\S+)\s+password (\S+)", out)
-        assert login and bob, out
+        logins = server.setup_demo()
         # Calls to the phone network are rated and need credit: a deck, a trunk, and no credit at all.
         deck = tmp / "sell.csv"
         deck.write_text("prefix,description,price_per_minute,connection_fee,increments,effective_date\n"
@@ -155,7 +150,7 @@ def demo(tmp_path_factory) -> Iterator[Demo]:
         server.admin("assign-deck", "--org", "Demo", "--deck", "sell")
         server.admin("add-trunk", "--name", "carrier", "--host", LOOPBACK, "--port", str(free_port()),
                      "--buy-deck", "sell")
-        yield Demo(server, base, login[1], login[2], bob[2], alice_wav, bob_wav, tmp)
+        yield Demo(server, base, logins.email, logins.password, logins.sip_passwords["102"], alice_wav, bob_wav, tmp)
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import re
 import shutil
 import signal
 import subprocess
@@ -83,12 +82,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
                                                     "downtown, how can I help you today?"] * 5))
     server = RingwellServer(tmp, extra_env={"RINGWELL_WEBRTC_ICE_ADDRESSES": LOOPBACK})
     with server:
-        out = subprocess.run([str(server.executable), "setup-demo", "--data-dir", str(server.data_dir)],
-                             env=server.env, capture_output=True, text=True, timeout=60, check=True).stdout
-        login = re.search(r"portal login (\S+)\s+password (\S+)", out)
-        bob = re.search(r"extension 102: SIP username (\S+)\s+password (\S+)", out)
-        assert login and bob, out
-        yield Demo(server, f"http://{LOOPBACK}:{server.http_port}", login[1], login[2], bob[2], bob_wav)
+        logins = server.setup_demo()
+        yield Demo(server, f"http://{LOOPBACK}:{server.http_port}", logins.email, logins.password,
+                   logins.sip_passwords["102"], bob_wav)
 
 
 @pytest.fixture

@@ -83,13 +83,9 @@ def test_a_browser_on_another_host_calls_over_the_lan(lan: tuple[str, str, Path]
     server = RingwellServer(tmp_path, host=host_ip, https=True,
                             extra_env={"RINGWELL_WEBRTC_ICE_ADDRESSES": host_ip})
     with server:
-        out = subprocess.run([str(server.executable), "setup-demo", "--data-dir", str(server.data_dir)],
-                             env=server.env, capture_output=True, text=True, timeout=60, check=True).stdout
-        login = re.search(r"portal login (\S+)\s+password (\S+)", out)
-        secret = re.search(r"extension 102: SIP username (\S+)\s+password (\S+)", out)
-        assert login and secret, out
+        logins = server.setup_demo()
         bob = Baresip(tmp_path / "bob", BaresipAccount(
-            "demo102", secret[2], server.sip_port, host=host_ip,
+            "demo102", logins.sip_passwords["102"], server.sip_port, host=host_ip,
             extra=("mwi=no", "pubint=0", "audio_codecs=pcmu", "answermode=auto")), audio_source=bob_wav, seconds=90)
         bob.start()
         try:
@@ -106,8 +102,8 @@ def test_a_browser_on_another_host_calls_over_the_lan(lan: tuple[str, str, Path]
                     page = context.new_page()
                     page.set_default_timeout(20_000)
                     page.goto(f"{server.base_url}/login")
-                    page.get_by_test_id("login-email").fill(login[1])
-                    page.get_by_test_id("login-password").fill(login[2])
+                    page.get_by_test_id("login-email").fill(logins.email)
+                    page.get_by_test_id("login-password").fill(logins.password)
                     page.get_by_test_id("login-submit").click()
                     page.wait_for_url(re.compile(r".*/$|.*/\?.*"))
                     page.goto(f"{server.base_url}/phone")

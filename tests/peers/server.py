@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -32,6 +33,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -39,7 +41,7 @@ from typing import Any
 from tests.peers.ports import LOOPBACK, free_port
 from tests.peers.proc import BoundedProcess
 
-__all__ = ["RingwellServer", "ringwell_executable"]
+__all__ = ["DemoLogins", "RingwellServer", "ringwell_executable"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,6 +50,13 @@ def ringwell_executable() -> Path:
     """``.venv/bin/ringwell`` of the repo, else the one next to this interpreter."""
     venv = REPO / ".venv" / "bin" / "ringwell"
     return venv if venv.exists() else Path(sys.executable).parent / "ringwell"
+
+
+@dataclass(frozen=True)
+class DemoLogins:
+    email: str
+    password: str
+    sip_passwords: dict[str, str]  # extension -> SIP password
 
 
 class RingwellServer:
@@ -212,6 +221,17 @@ class RingwellServer:
         self.stop()
 
     # --- admin CLI ---------------------------------------------------------------------
+
+    def setup_demo(self, timeout: float = 120.0) -> DemoLogins:
+        """``ringwell setup-demo`` on this server's data: the owner's portal login and the SIP
+        passwords of the demo extensions, as it prints them (once)."""
+        out = subprocess.run([str(self.executable), "setup-demo", "--data-dir", str(self.data_dir)], env=self.env,
+                             cwd=self.tmp_path, capture_output=True, text=True, timeout=timeout, check=True).stdout
+        login = re.search(r"portal login (\S+)\s+password (\S+)", out)
+        sip = dict(re.findall(r"extension (\d+): SIP username \S+\s+password (\S+)", out))
+        if login is None or not sip:
+            raise RuntimeError(f"setup-demo printed no logins (already set up?):\n{out}")
+        return DemoLogins(login[1], login[2], sip)
 
     def admin(self, *args: str, timeout: float = 60.0) -> str:
         """``ringwell admin ARGS --data-dir DIR``; returns stdout, raises on failure."""
