@@ -114,6 +114,7 @@ def cmd_setup_demo(args: argparse.Namespace) -> int:
     print(f"SIP server: {host} port {settings.sip_port} (UDP/TCP), TLS port {settings.tls_port}; "
           f"realm {settings.sip_realm}")
     print(f"Portal: {settings.portal_url}/  (sign up a new organization at {settings.portal_url}/signup)")
+    print(f"Web phone: {settings.portal_url}/phone  (log in, allow the microphone, call an extension)")
     print(f"API: {settings.portal_url}/api/v1/docs  health: {settings.portal_url}/healthz")
     print(f"Demo organization {DEMO_ORG!r}:")
     if login_password:
