@@ -139,6 +139,12 @@ class BrowserLegs:
             return
         if call.over:
             return
+        fork = call.forks.get(action.leg)
+        if fork is not None and (fork.cancelled or fork.ended):
+            # Another device answered (or the caller gave up) while the offer was gathered: the
+            # browser is never rung; the fork ends as if its INVITE had timed out.
+            manager.feed(call, lambda: call.request_failed(action.leg, action.request, manager.now()))
+            return
         action.request.body = body
         manager.send(call, action)
 
