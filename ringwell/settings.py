@@ -100,6 +100,11 @@ class Settings:
     # and its address beyond a 1:1 NAT (announced as a server-reflexive candidate).
     webrtc_ice_addresses: tuple[str, ...] = ()
     webrtc_public_address: str = ""
+    # Encryption at rest (recordings, voicemail, transcripts; docs/encryption.md): the master key is
+    # base64 of 32 random bytes from RINGWELL_MASTER_KEY, else from master_key_file (empty:
+    # <data_dir>/master.key, generated with mode 0600 on first use). Never logged, never defaulted.
+    master_key: str = field(default="", repr=False)
+    master_key_file: str = ""
 
     @property
     def effective_database_url(self) -> str:
@@ -134,6 +139,11 @@ class Settings:
     @property
     def security_log(self) -> Path:
         return self.data_dir / "security.log"
+
+    @property
+    def master_key_path(self) -> Path:
+        """The key file; a relative ``master_key_file`` is relative to the data dir."""
+        return self.data_dir / (self.master_key_file or "master.key")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -1,5 +1,6 @@
 """Imports every slice's tables so that ``Base.metadata`` knows them all."""
 
+from ringwell.blobs.models import Blob, OrgDataKey
 from ringwell.features.accounts.models import Organization, SipCredential, User
 from ringwell.features.audit.models import AuditEvent
 from ringwell.features.auth.models import ApiKey, EmailToken, RecoveryCode, WebSession
@@ -23,6 +24,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "BindingRow",
+    "Blob",
     "CallRecord",
     "CallerIdVerification",
     "CreditReservation",
@@ -32,6 +34,7 @@ __all__ = [
     "LedgerAccount",
     "LedgerPosting",
     "LedgerTransaction",
+    "OrgDataKey",
     "OrgRateDeck",
     "Organization",
     "Payment",

@@ -1,0 +1,230 @@
+"""The key hierarchy: one master key (env or file) wraps one data key per organization.
+
+- The master key is 32 random bytes, base64 in ``RINGWELL_MASTER_KEY`` or in the key file
+  (``master_key_file``, default ``<data_dir>/master.key``; created with mode 0600 on first use when
+  no environment key is given). It is never logged and never has a default.
+- A data key is 32 random bytes per org, stored only wrapped: ``0x01 | nonce(12) | AES-256-GCM(dk)``
+  with associated data naming the org, so a wrapped key copied to another org's row fails.
+- Unwrapped data keys are cached in memory (bounded LRU); destroying an org's keys drops them
+  from the cache and from the database (crypto-shredding).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ringwell.blobs.errors import KeyDestroyed, WrongMasterKey
+from ringwell.blobs.models import OrgDataKey
+from ringwell.errors import ConfigError
+from ringwell.settings import Settings
+from ringwell.storage.base import new_id, utcnow
+
+__all__ = ["DataKey", "KeyRing", "MasterKey", "load_master_key"]
+
+log = logging.getLogger(__name__)
+
+KEY_BYTES = 32
+_WRAP_VERSION = b"\x01"
+_WRAP_AAD = b"ringwell org data key v1\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class MasterKey:
+    """The 32-byte master key. ``key_id`` is a public fingerprint (HMAC of a constant), safe to log."""
+
+    secret: bytes = field(repr=False)
+    source: str  # "environment" or the key file's path: for messages, never the key itself
+
+    def __post_init__(self) -> None:
+        if len(self.secret) != KEY_BYTES:
+            raise ValueError("a master key is 32 bytes")
+
+    @property
+    def key_id(self) -> str:
+        return hmac.new(self.secret, b"ringwell master key id", hashlib.sha256).hexdigest()[:16]
+
+    @classmethod
+    def generate(cls, source: str = "generated") -> MasterKey:
+        return cls(secrets.token_bytes(KEY_BYTES), source)
+
+    def encoded(self) -> str:
+        """Base64, the form of ``RINGWELL_MASTER_KEY`` and of the key file."""
+        return base64.b64encode(self.secret).decode("ascii")
+
+
+def _decode(key: str, text: str) -> bytes:
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(key, "not valid base64") from None
+    if len(raw) != KEY_BYTES:
+        raise ConfigError(key, f"must decode to {KEY_BYTES} bytes, not {len(raw)}")
+    return raw
+
+
+def load_master_key(settings: Settings) -> MasterKey:
+    """The master key from ``RINGWELL_MASTER_KEY`` (``settings.master_key``), else from the key file.
+
+    The key file is created (32 random bytes, base64, mode 0600) when it does not exist. A key
+    file readable by group or others is used but warned about.
+    """
+    if settings.master_key:
+        return MasterKey(_decode("master_key", settings.master_key), "environment")
+    path = settings.master_key_path
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError("master_key_file", f"cannot create {path}: {exc.strerror}") from None
+    else:
+        generated = MasterKey.generate(str(path))
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generated.encoded() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        log.warning("generated a new master key in %s (id %s): back it up, without it no recording, voicemail "
+                    "or transcript can be read", path, generated.key_id)
+        return generated
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("master_key_file", f"cannot read {path}: {exc}") from None
+    if mode & 0o077:
+        log.warning("master key file %s is readable by other users (mode %o): chmod 600 it", path, mode & 0o777)
+    return MasterKey(_decode("master_key_file", text), str(path))
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    id: str
+    org_id: str
+    secret: bytes = field(repr=False)
+
+
+def _wrap_aad(org_id: str) -> bytes:
+    return _WRAP_AAD + org_id.encode()
+
+
+def wrap(master: MasterKey, org_id: str, secret: bytes) -> bytes:
+    nonce = secrets.token_bytes(12)
+    return _WRAP_VERSION + nonce + AESGCM(master.secret).encrypt(nonce, secret, _wrap_aad(org_id))
+
+
+def unwrap(master: MasterKey, row: OrgDataKey) -> bytes:
+    wrapped = row.wrapped_key
+    if wrapped is None or row.destroyed_at is not None:
+        raise KeyDestroyed("this item was permanently destroyed with its organization's key",
+                           {"org_id": row.org_id, "key_id": row.id})
+    try:
+        if wrapped[:1] != _WRAP_VERSION:
+            raise InvalidTag
+        return AESGCM(master.secret).decrypt(wrapped[1:13], wrapped[13:], _wrap_aad(row.org_id))
+    except InvalidTag:
+        raise WrongMasterKey(
+            f"data key {row.id} of org {row.org_id} does not unwrap under the master key from {master.source} "
+            f"(id {master.key_id}; the key was wrapped under id {row.master_key_id}): restore the master key "
+            "that was in use (see docs/encryption.md)") from None
+
+
+class KeyRing:
+    """Per-org data keys: created on first use, unwrapped through a bounded cache, destroyable."""
+
+    def __init__(self, sessions: async_sessionmaker[Any], master: MasterKey, *, cache_size: int = 256) -> None:
+        if cache_size < 1:
+            raise ValueError("cache_size must be at least 1")
+        self._sessions = sessions
+        self._master = master
+        self._cache: OrderedDict[str, DataKey] = OrderedDict()
+        self._cache_size = cache_size
+
+    @property
+    def master_key_id(self) -> str:
+        return self._master.key_id
+
+    def _remember(self, key: DataKey) -> DataKey:
+        self._cache[key.id] = key
+        self._cache.move_to_end(key.id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return key
+
+    def _from_row(self, row: OrgDataKey) -> DataKey:
+        cached = self._cache.get(row.id)
+        if cached is not None and row.wrapped_key is not None and row.destroyed_at is None:
+            self._cache.move_to_end(row.id)
+            return cached
+        return self._remember(DataKey(row.id, row.org_id, unwrap(self._master, row)))
+
+    async def active_key(self, org_id: str) -> DataKey:
+        """The org's newest live data key, created (and wrapped) if it has none."""
+        async with self._sessions() as session, session.begin():
+            row = await self._newest_live(session, org_id)
+            if row is None:
+                secret = secrets.token_bytes(KEY_BYTES)
+                row = OrgDataKey(id=new_id(), org_id=org_id, wrapped_key=wrap(self._master, org_id, secret),
+                                 master_key_id=self._master.key_id, created_at=utcnow())
+                session.add(row)
+                await session.flush()
+                return self._remember(DataKey(row.id, org_id, secret))
+            return self._from_row(row)
+
+    @staticmethod
+    async def _newest_live(session: AsyncSession, org_id: str) -> OrgDataKey | None:
+        query = (select(OrgDataKey).where(OrgDataKey.org_id == org_id, OrgDataKey.destroyed_at.is_(None))
+                 .order_by(OrgDataKey.created_at.desc()).limit(1))
+        row: OrgDataKey | None = (await session.execute(query)).scalar_one_or_none()
+        return row
+
+    async def key(self, org_id: str, key_id: str) -> DataKey:
+        """The data key ``key_id`` of ``org_id``; the row is read every time so a destroy is seen."""
+        async with self._sessions() as session:
+            row = (await session.execute(select(OrgDataKey).where(
+                OrgDataKey.id == key_id, OrgDataKey.org_id == org_id))).scalar_one_or_none()
+        if row is None:
+            raise KeyDestroyed("this item's key no longer exists", {"org_id": org_id, "key_id": key_id})
+        return self._from_row(row)
+
+    async def rewrap(self, new_master: MasterKey) -> int:
+        """Re-wrap every live data key under ``new_master`` in one transaction (master key rotation).
+
+        All or nothing: a key that does not unwrap under the current master key aborts it with
+        WrongMasterKey. Afterwards this ring uses ``new_master``; other processes need it too.
+        """
+        async with self._sessions() as session, session.begin():
+            rows = (await session.execute(select(OrgDataKey).where(OrgDataKey.wrapped_key.is_not(None))
+                                          .with_for_update())).scalars().all()
+            for row in rows:
+                secret = unwrap(self._master, row)
+                row.wrapped_key = wrap(new_master, row.org_id, secret)
+                row.master_key_id = new_master.key_id
+        self._master = new_master
+        log.warning("re-wrapped %d data key(s) under master key %s", len(rows), new_master.key_id)
+        return len(rows)
+
+    async def destroy(self, org_id: str) -> int:
+        """Crypto-shred the org: erase every wrapped data key it has. Returns how many were live."""
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(OrgDataKey).where(OrgDataKey.org_id == org_id, OrgDataKey.wrapped_key.is_not(None))
+                .values(wrapped_key=None, destroyed_at=utcnow()).execution_options(synchronize_session=False))
+        for key_id in [k for k, v in self._cache.items() if v.org_id == org_id]:
+            del self._cache[key_id]
+        count: int = result.rowcount
+        log.warning("destroyed %d data key(s) of org %s: its encrypted blobs are unreadable", count, org_id)
+        return count
