@@ -18,6 +18,9 @@ from typing import Any
 import uvicorn
 from aioice.ice import get_host_addresses
 
+from ringwell.features.accounts import repository as accounts_repo
+from ringwell.features.accounts.models import User
+from ringwell.features.accounts.repository import CredentialRecord
 from ringwell.features.accounts.service import AccountsService
 from ringwell.features.audit.service import AuditLog
 from ringwell.features.auth.service import AuthService
@@ -41,6 +44,7 @@ from ringwell.media.relay import MediaRelay, MediaSession
 from ringwell.pbx.call import CallConfig
 from ringwell.pbx.calls import CachedDirectory, CallManager
 from ringwell.pbx.endpoint import CredentialCache, SipEndpoint
+from ringwell.pbx.mwi import ExpiresPolicy, MwiManager
 from ringwell.pbx.originate import DigitCall
 from ringwell.pbx.registrar import BindingStore, Registrar, RegistrarLimits
 from ringwell.pbx.security import AuthGuard, GuardLimits, open_security_log
@@ -228,6 +232,13 @@ class RingwellServer:
             webrtc=self._webrtc_leg,
         )
         self.endpoint.calls = self.calls
+        # Message-waiting lamps (RFC 3842); the voicemail feature sets ``mwi.counts`` and calls
+        # ``mwi.notify_mailbox(user_id)`` when a mailbox changes.
+        self.mwi = MwiManager(sip=self.endpoint, registrar=self.registrar, via_for=self._via_for,
+                              contact_for=self._contact_for, credentials_of=self._user_credentials,
+                              policy=ExpiresPolicy(settings.min_expires, settings.max_expires,
+                                                   min(3600, settings.max_expires)))
+        self.endpoint.subscriptions = self.mwi
         self.accounts.credentials_changed = self._credentials_changed
         self.endpoint.sender = self._sender
         self.endpoint.trunk_of = self.trunks.identify
@@ -263,6 +274,14 @@ class RingwellServer:
         dropped = self.registrar.forget(credential_id)
         if dropped:
             log.info("dropped %d registrations of %s after its credentials changed", dropped, username)
+
+    async def _user_credentials(self, user_id: str) -> list[CredentialRecord]:
+        """Every SIP credential of a user (devices and web phones): where their lamps are."""
+        async with self.sessions() as session:
+            user = await session.get(User, user_id)
+            if user is None:
+                return []
+            return await accounts_repo.credential_records(session, user.org_id, user_id, webphone=True)
 
     def _web_services(self) -> WebServices:
         """What the API and the portal are built on: the same services the SIP side uses."""
@@ -449,6 +468,7 @@ class RingwellServer:
             await self.housekeeping.stop()
             if self.started:
                 await self.calls.stop()
+            await self.mwi.stop()
             await self.registrations.stop()
             await self.trunk_links.stop()
             await self.verifier.stop()

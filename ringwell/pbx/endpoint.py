@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ringwell.features.accounts.repository import CredentialRecord
+from ringwell.pbx.mwi import screen_subscribe
 from ringwell.pbx.registrar import Registrar
 from ringwell.pbx.security import AuthGuard
 from ringwell.sip.digest import Credentials, NonceManager, Verdict, challenge, parse_credentials, verify
@@ -51,7 +52,7 @@ __all__ = ["CredentialCache", "EndpointStats", "SipEndpoint", "screen_request"]
 
 log = logging.getLogger(__name__)
 
-ALLOWED = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "UPDATE", "INFO"})
+ALLOWED = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "UPDATE", "INFO", "SUBSCRIBE"})
 SUPPORTED: frozenset[str] = frozenset({"path", "timer"})
 IN_DIALOG = frozenset({"INVITE", "UPDATE", "BYE", "INFO"})
 ACCEPTED_TYPES = frozenset({"application/sdp", "multipart/mixed", "multipart/alternative"})
@@ -76,6 +77,12 @@ class CallHandler(Protocol):
     def cancel(self, invite_txn: object, request: Request) -> bool: ...
 
     def from_trunk(self, request: Request, txn: object, source: Source, trunk: Any) -> None: ...
+
+
+class SubscriptionHandler(Protocol):
+    """What the endpoint hands authenticated SUBSCRIBEs to (``ringwell.pbx.mwi.MwiManager``)."""
+
+    def subscribe(self, request: Request, txn: object, source: Source, record: CredentialRecord) -> None: ...
 
 
 def screen_request(request: Request) -> Rejection | None:
@@ -249,6 +256,7 @@ class SipEndpoint:
         self._txns: dict[tuple[str, ...], _Entry] = {}
         self._client: dict[tuple[str, str], _ClientEntry] = {}
         self.calls: CallHandler | None = None
+        self.subscriptions: SubscriptionHandler | None = None
         self.sender: Callable[[Source], Reply | None] = lambda source: None
         # The carrier trunk a request comes from, by its source (no digest challenge for those).
         self.trunk_of: Callable[[Source], Any] = lambda source: None
@@ -405,6 +413,8 @@ class SipEndpoint:
             )))
         elif method == "CANCEL":
             self._cancel(request, key, entry)
+        elif method == "SUBSCRIBE":
+            self._subscribe(request, key, entry)
         elif request.to.tag is not None:  # in-dialog: INVITE, UPDATE, BYE, INFO
             if self.calls is None or not self.calls.in_dialog(request, key):
                 self._respond(key, entry, make_response(request, 481))
@@ -418,6 +428,22 @@ class SipEndpoint:
             self._respond(key, entry, make_response(request, 480, "Calls are not enabled on this server"))
         else:  # BYE, UPDATE or INFO outside any dialog
             self._respond(key, entry, make_response(request, 481))
+
+    def _subscribe(self, request: Request, key: tuple[str, ...], entry: _Entry) -> None:
+        """SUBSCRIBE (new or in-dialog refresh): the Event package is checked before the digest
+        challenge (RFC 6665 §4.2.1.1: 489), then the subscriber is authenticated like a caller."""
+        if self.subscriptions is None:
+            self._respond(key, entry, make_response(request, 489, "Bad Event"))
+            return
+        refusal = screen_subscribe(request)
+        if refusal is not None:
+            self._respond(key, entry, make_response(request, refusal.status, refusal.reason, refusal.headers))
+            return
+        self._authenticate(request, key, entry, self._do_subscribe)
+
+    def _do_subscribe(self, request: Request, key: tuple[str, ...], entry: _Entry, record: CredentialRecord) -> None:
+        assert self.subscriptions is not None
+        self.subscriptions.subscribe(request, key, entry.source, record)
 
     def _start_call(self, request: Request, key: tuple[str, ...], entry: _Entry, caller: CredentialRecord) -> None:
         assert self.calls is not None
