@@ -395,6 +395,7 @@ class Call:
         now: Instant,
         sequential: bool = False,
         emergency: bool = False,
+        fallback: Target | None = None,
     ) -> None:
         self.id = call_id
         self.config = config
@@ -424,6 +425,10 @@ class Call:
         self.emergency = emergency  # an emergency call tries every trunk unless someone declined
         self._next_target = 0
         self.attempts: list[str] = []
+        # Where a call nobody answers goes (the callee's voicemail): rung once, after the devices
+        # refused, did not answer in time, or when none is registered.
+        self._fallback = fallback
+        self.fallback_leg: Leg | None = None
 
     @staticmethod
     def _parse_offer(invite: Request) -> SessionDescription:
@@ -544,6 +549,8 @@ class Call:
         inbound.session_expires = se
         inbound.we_refresh = requested is None or requested[1] != "uac" or not _supports(inbound.invite, "timer")
         if not self._targets:
+            if self._fallback is not None:
+                return actions + self._fall_back()
             actions += self._inbound_reply(480, "Temporarily Unavailable")
             return actions + self._end(now, "failed", "system", 480, "Not registered")
         if self._sequential:
@@ -553,6 +560,14 @@ class Call:
                 actions += self._fork(f"b{index}", target)
         actions.append(SetTimer("ring", self.ring_timeout))
         return actions
+
+    def _fall_back(self) -> list[Action]:
+        """Ring the fallback target (once); the ring timer guards it like any fork."""
+        fallback, self._fallback = self._fallback, None
+        assert fallback is not None
+        actions = self._fork("vm", fallback)
+        self.fallback_leg = self.forks["vm"]
+        return [*actions, SetTimer("ring", self.ring_timeout)]
 
     def _fork_next(self) -> list[Action]:
         index = self._next_target
@@ -803,6 +818,8 @@ class Call:
             return []
         if self._sequential:
             return self._trunk_refused(now)
+        if self._fallback is not None:
+            return [ClearTimer("ring"), *self._fall_back()]
         statuses = [f.final_status or 500 for f in self.forks.values()]
         six = [s for s in statuses if s >= 600]
         if six:
@@ -878,6 +895,8 @@ class Call:
         if self.winner is not None or self.over:
             return []
         actions = self._cancel_forks(None, 'SIP;cause=480;text="No answer"')
+        if self._fallback is not None:
+            return actions + self._fall_back()
         actions += self._inbound_reply(480, "No Answer")
         return actions + self._end(now, "no-answer", "system", 480, "No answer")
 
@@ -1150,6 +1169,8 @@ class Call:
         self.ended = now
         if self.answered is None and disposition == "answered":
             disposition = "failed"
+        elif disposition == "answered" and self.winner is not None and self.winner is self.fallback_leg:
+            disposition = "voicemail"
         self.disposition = disposition
         self.hangup_by = who
         self.status = status

@@ -183,7 +183,8 @@ class Harness:
     """One call, its timers on a hand-advanced clock, and everything it did."""
 
     def __init__(self, *, targets: int = 2, invite: Request | None = None, session_expires: int = 1800,
-                 min_se: int = 90, ring_timeout: float = 30.0, caller_transport: str = "udp") -> None:
+                 min_se: int = 90, ring_timeout: float = 30.0, caller_transport: str = "udp",
+                 fallback: Target | None = None) -> None:
         self.wall = 1_700_000_000.0
         self.mono = 5_000.0
         self.start_mono = self.mono
@@ -204,7 +205,7 @@ class Harness:
             call_id="call-1", invite=self.invite, txn=INVITE_TXN, source=self.caller_flow,
             caller=Party("u-alice", "2001", "2001", "Alice"), callee=Party("u-bob", "2002", "2002"),
             targets=self.targets, media=self.media, config=self.config, ring_timeout=ring_timeout,
-            now=self.now(),
+            now=self.now(), fallback=fallback,
         )
 
     # -- the clock -------------------------------------------------------------------------
@@ -1092,3 +1093,57 @@ def test_a_finished_call_leaves_no_garbage_cycles():
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+# -- voicemail: the fallback target ----------------------------------------------------------
+VOICEMAIL = Target("sip:vm-u-bob@127.0.0.1:5999", Source("udp", "127.0.0.1", 5999), "voicemail")
+
+
+def _voicemail_answers(h: Harness) -> list[Action]:
+    invite = h.forks["vm"]
+    assert invite.uri_text == VOICEMAIL.contact
+    return h.feed(h.call.response("vm", invite, reply_to(invite, 200, "OK", tag="vm", contact=VOICEMAIL.contact,
+                                                         sdp=ANSWER), h.now()))
+
+
+def _caller_got(actions: list[Action], status: int) -> bool:
+    return any(isinstance(a, Respond) and a.txn == INVITE_TXN and a.response.status == status for a in actions)
+
+
+def test_nobody_answers_so_the_call_goes_to_voicemail() -> None:
+    h = Harness(fallback=VOICEMAIL, ring_timeout=20.0)
+    h.start()
+    for fork in ("b0", "b1"):
+        h.fork_replies(fork, 180, "Ringing")
+    actions = h.advance(20.0)
+    assert "vm" in h.forks  # rung after the devices
+    assert sum(isinstance(a, SendRequest) and a.request.method == "CANCEL" for a in actions) == 2
+    assert not _caller_got(actions, 480)
+    assert _caller_got(_voicemail_answers(h), 200)
+    h.caller_ack()
+    record = ended(h.from_caller(h.caller_request("BYE"), "bye-txn"))
+    assert record.disposition == "voicemail" and record.hangup_by == "caller"
+
+
+def test_busy_devices_send_the_caller_to_voicemail() -> None:
+    h = Harness(fallback=VOICEMAIL)
+    h.start()
+    h.fork_replies("b0", 486, "Busy Here")
+    assert "vm" not in h.forks  # the other device may still answer
+    actions = h.fork_replies("b1", 486, "Busy Here")
+    assert "vm" in h.forks and not _caller_got(actions, 486)
+
+
+def test_no_registered_device_goes_straight_to_voicemail() -> None:
+    h = Harness(targets=0, fallback=VOICEMAIL)
+    actions = h.start()
+    assert "vm" in h.forks and not _caller_got(actions, 480)
+
+
+def test_a_failing_voicemail_leaves_the_caller_the_usual_answer() -> None:
+    h = Harness(targets=0, fallback=VOICEMAIL)
+    h.start()
+    invite = h.forks["vm"]
+    actions = h.feed(h.call.response("vm", invite, reply_to(invite, 500, "Oops", tag="vm"), h.now()))
+    assert _caller_got(actions, 480)
+    assert ended(actions).disposition == "failed"

@@ -34,6 +34,7 @@ class Disposition(StrEnum):
     """How a call attempt ended."""
 
     ANSWERED = "answered"
+    VOICEMAIL = "voicemail"  # nobody answered; the caller reached the callee's voicemail
     BUSY = "busy"
     NO_ANSWER = "no-answer"
     CANCELLED = "cancelled"  # the caller hung up before an answer
