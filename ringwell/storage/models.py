@@ -18,6 +18,7 @@ from ringwell.features.numbers.models import CallerIdVerification, PhoneNumber
 from ringwell.features.rating.models import OrgRateDeck, RateDeck, RateRow
 from ringwell.features.registrations.models import BindingRow
 from ringwell.features.trunks.models import Trunk
+from ringwell.features.voicemail.models import Voicemail
 from ringwell.features.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "SipCredential",
     "Trunk",
     "User",
+    "Voicemail",
     "WebSession",
     "WebhookAttempt",
     "WebhookDelivery",

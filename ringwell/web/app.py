@@ -22,6 +22,7 @@ from ringwell.features.cdr import routes as cdr_routes
 from ringwell.features.numbers import routes as numbers_routes
 from ringwell.features.rating import routes as rating_routes
 from ringwell.features.trunks import routes as trunks_routes
+from ringwell.features.voicemail import routes as voicemail_routes
 from ringwell.features.webhooks import routes as webhooks_routes
 from ringwell.features.webphone import routes as webphone_routes
 from ringwell.web import docs as api_docs
@@ -43,7 +44,7 @@ __all__ = ["API_PREFIX", "build_app"]
 API_PREFIX = "/api/v1"
 _HERE = Path(__file__).parent
 _API = [accounts_routes, auth_routes, numbers_routes, billing_routes, rating_routes, cdr_routes, trunks_routes,
-        webhooks_routes, audit_routes, webphone_routes]
+        webhooks_routes, audit_routes, webphone_routes, voicemail_routes]
 _PORTAL = [portal_auth, portal_settings, portal_dashboard, portal_calls, portal_numbers, portal_users,
            portal_billing, portal_operator, portal_webhooks, portal_phone]
 

@@ -21,6 +21,7 @@ from ringwell.settings import Settings
 if TYPE_CHECKING:
     from ringwell.features.auth.service import AuthService
     from ringwell.features.billing.payments import StripeProvider
+    from ringwell.features.voicemail.service import VoicemailService
     from ringwell.features.webhooks.service import WebhooksService
     from ringwell.features.webphone.service import WebphoneService
     from ringwell.mail import Mailer
@@ -48,3 +49,4 @@ class WebServices:
     webphone: WebphoneService | None = None
     # SIP Call-ID of a browser leg that ended recently -> (call record id, side): BrowserLegs.call_of
     webrtc_calls: Callable[[str], tuple[str, str] | None] | None = None
+    voicemail: VoicemailService | None = None  # composed on first use by the voicemail routes when unset

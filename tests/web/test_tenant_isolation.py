@@ -35,6 +35,8 @@ from ringwell.features.audit.service import Actor
 from ringwell.features.auth.models import ApiKey
 from ringwell.features.cdr.models import CallRecord
 from ringwell.features.trunks.models import Trunk
+from ringwell.features.voicemail.models import Voicemail
+from ringwell.features.voicemail.routes import voicemail_service
 from ringwell.features.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 API = "/api/v1"
@@ -52,6 +54,7 @@ PATH_VALUES: dict[str, tuple[str, bool]] = {
     "call_id": ("call_id", True),
     "endpoint_id": ("endpoint_id", True),
     "delivery_id": ("delivery_id", True),
+    "voicemail_id": ("voicemail_id", True),
     "trunk_id": ("trunk_id", False),  # the operator's trunks are nobody's tenant data
 }
 
@@ -110,9 +113,13 @@ async def _seed_victim(web) -> Victim:
                        ).scalar_one()
         trunk_id = (await session.execute(select(Trunk.id).where(Trunk.name == "walker-trunk"))).scalar_one()
     entries = await svc.ledger.entries(org.id)
+    message = await voicemail_service(svc).deposit(org.id, user.user.id, f"+1212666{tag_digits(tag)}",
+                                                   f"Victim caller {tag}", b"\x10\x00" * 12_000)
+    assert message is not None
     victim = Victim(tenant, {
         "org_id": org.id, "user_id": user.user.id, "key_id": key_ids[0], "e164": VICTIM_NUMBER,
         "call_id": calls[0].id, "endpoint_id": created.endpoint.id, "delivery_id": delivery_id, "trunk_id": trunk_id,
+        "voicemail_id": message.id,
     }, keys=[tenant.api_key, second_key])
     victim.secrets |= {
         org.id, org.name, tenant.owner.user.id, tenant.owner.email, tenant.owner.password, tenant.owner.sip_username,
@@ -120,6 +127,7 @@ async def _seed_victim(web) -> Victim:
         *(c.id for c in calls), *(c.sip_call_id for c in calls), *(c.caller_number or "" for c in calls),
         *key_ids, *key_prefixes, tenant.api_key, second_key, created.endpoint.id, created.endpoint.url,
         created.secret, f"victim hook {tag}", delivery_id, *(e.id for e in entries),
+        message.id, message.caller_number, f"Victim caller {tag}",
     }
     victim.secrets.discard("")
     if tenant.owner.sip_password:
@@ -142,6 +150,8 @@ async def _snapshot(web, victim: Victim) -> dict[str, Any]:
     async with svc.sessions() as session:
         calls = (await session.execute(select(func.count()).select_from(CallRecord)
                                        .where(CallRecord.org_id == org.id))).scalar_one()
+        voicemails = sorted((v.id, v.folder) for v in (await session.execute(
+            select(Voicemail).where(Voicemail.org_id == org.id))).scalars())
         endpoint = await session.get(WebhookEndpoint, victim.ids["endpoint_id"])
         credentials = sorted((c.username, c.ha1_sha256) for c in (await session.execute(
             select(SipCredential).where(SipCredential.org_id == org.id))).scalars())
@@ -153,6 +163,7 @@ async def _snapshot(web, victim: Victim) -> dict[str, Any]:
         "numbers": sorted((n.e164, n.extension) for n in numbers),
         "balance": (balance.available_minor, balance.currency),
         "calls": calls,
+        "voicemails": voicemails,
         "endpoint": None if endpoint is None else (endpoint.url, tuple(endpoint.events), endpoint.secret,
                                                    endpoint.enabled, endpoint.description),
         "credentials": credentials,

@@ -41,6 +41,7 @@ ORG_PERMISSIONS: frozenset[str] = frozenset({
     "billing.read", "billing.topup",
     "rates.read",
     "calls.read", "calls.export",
+    "voicemail.read", "voicemail.write",  # a member: their own mailbox; owner/admin: every mailbox
     "apikeys.manage",
     "webhooks.manage",
     "audit.read",
@@ -57,7 +58,7 @@ OPERATOR_PERMISSIONS: frozenset[str] = frozenset({
 })
 
 _MEMBER = frozenset({"org.read", "users.read", "numbers.read", "billing.read", "rates.read", "calls.read",
-                     "calls.export"})
+                     "calls.export", "voicemail.read", "voicemail.write"})
 _ADMIN = ORG_PERMISSIONS - {"users.roles", "billing.topup"} | _MEMBER
 _OWNER = ORG_PERMISSIONS
 

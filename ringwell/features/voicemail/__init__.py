@@ -1,0 +1,1 @@
+"""Voicemail: messages left in a user's mailbox, their audio and transcript encrypted at rest."""

@@ -1,0 +1,36 @@
+"""Queries of the voicemail slice; every one is scoped to an organization."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ringwell.features.voicemail.models import Folder, Voicemail
+
+__all__ = ["count_by_folder", "get", "list_messages"]
+
+
+async def get(session: AsyncSession, org_id: str, voicemail_id: str) -> Voicemail | None:
+    row: Voicemail | None = (await session.execute(select(Voicemail).where(
+        Voicemail.org_id == org_id, Voicemail.id == voicemail_id))).scalar_one_or_none()
+    return row
+
+
+async def list_messages(session: AsyncSession, org_id: str, user_id: str | None, folder: Folder | None,
+                        limit: int) -> Sequence[Voicemail]:
+    """Newest first."""
+    query = select(Voicemail).where(Voicemail.org_id == org_id)
+    if user_id is not None:
+        query = query.where(Voicemail.user_id == user_id)
+    if folder is not None:
+        query = query.where(Voicemail.folder == folder.value)
+    query = query.order_by(Voicemail.received_at.desc(), Voicemail.id.desc()).limit(limit)
+    return (await session.execute(query)).scalars().all()
+
+
+async def count_by_folder(session: AsyncSession, user_id: str) -> dict[str, int]:
+    query = (select(Voicemail.folder, func.count()).where(Voicemail.user_id == user_id)
+             .group_by(Voicemail.folder))
+    return {str(folder): int(count) for folder, count in (await session.execute(query)).all()}
