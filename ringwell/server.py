@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 from aioice.ice import get_host_addresses
 
+from ringwell.blobs import blob_store
 from ringwell.features.accounts import repository as accounts_repo
 from ringwell.features.accounts.models import User
 from ringwell.features.accounts.repository import CredentialRecord
@@ -35,11 +36,13 @@ from ringwell.features.numbers.service import NumbersService
 from ringwell.features.outbound.service import OrgProfile, OutboundService
 from ringwell.features.rating.service import RatingService
 from ringwell.features.trunks.service import TrunkDirectory, TrunksService
+from ringwell.features.voicemail.service import VoicemailService
 from ringwell.features.webhooks.calls import CallEvents
 from ringwell.features.webhooks.service import WebhooksService
 from ringwell.features.webphone.service import WebphoneService
 from ringwell.mail import mailer_from
 from ringwell.media.ports import PortPool
+from ringwell.media.prompts import PromptCache
 from ringwell.media.relay import MediaRelay, MediaSession
 from ringwell.pbx.call import CallConfig
 from ringwell.pbx.calls import CachedDirectory, CallManager
@@ -51,6 +54,7 @@ from ringwell.pbx.security import AuthGuard, GuardLimits, open_security_log
 from ringwell.pbx.trunk_connect import TrunkConnections
 from ringwell.pbx.trunk_register import TrunkRegistrations
 from ringwell.pbx.verifier import CallerIdVerifier
+from ringwell.pbx.voicemail_box import Message, VoicemailBoxes
 from ringwell.settings import Settings
 from ringwell.sip.dialog import ViaSpec
 from ringwell.sip.digest import NonceManager
@@ -239,6 +243,20 @@ class RingwellServer:
                               policy=ExpiresPolicy(settings.min_expires, settings.max_expires,
                                                    min(3600, settings.max_expires)))
         self.endpoint.subscriptions = self.mwi
+        # Voicemail: encrypted messages (ringwell.blobs), boxes answering unanswered calls
+        # (pbx.voicemail_box), the lamps told of every change.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.blobs = blob_store(settings, self.sessions)
+        self.prompts = PromptCache(settings.data_dir)
+        self.voicemail = VoicemailService(self.sessions, self.blobs, on_change=self._mailbox_changed,
+                                          retention_days=settings.voicemail_retention_days)
+        self.mwi.counts = self.voicemail.counts
+        if settings.voicemail_enabled:
+            self.calls.voicemail = VoicemailBoxes(
+                self.calls, ports=self.ports, local_host=local_host_of(settings.bind), prompts=self.prompts,
+                deposit=self._deposit_voicemail, max_seconds=settings.voicemail_max_seconds,
+                silence_seconds=settings.voicemail_silence_seconds)
+        self._mwi_tasks: set[asyncio.Task[None]] = set()
         self.accounts.credentials_changed = self._credentials_changed
         self.endpoint.sender = self._sender
         self.endpoint.trunk_of = self.trunks.identify
@@ -251,6 +269,7 @@ class RingwellServer:
         self.web = self._web_services()
         if self.calls.browsers is not None:
             self.web.webrtc_calls = self.calls.browsers.call_of  # the web phone's quality reports
+        self.web.voicemail = self.voicemail
         self.webphone_purge = Periodic("webphone-purge", self._purge_webphone, every=3600.0, first=60.0)
         self.housekeeping = Housekeeping()
         self.udp: UdpTransport | None = None
@@ -326,6 +345,22 @@ class RingwellServer:
         purged = await self.web.webphone.purge_expired() if self.web.webphone is not None else 0
         if purged:
             log.info("purged %d expired web phone credentials", purged)
+
+    async def _deposit_voicemail(self, message: Message) -> None:
+        box = message.mailbox
+        await self.voicemail.deposit(box.org_id, box.user_id, message.caller_number, message.caller_name,
+                                     message.pcm, message.call_id)
+
+    def _mailbox_changed(self, user_id: str) -> None:
+        """Light (or put out) the user's message-waiting lamps, in the background."""
+        task = asyncio.ensure_future(self.mwi.notify_mailbox(user_id))
+        self._mwi_tasks.add(task)
+        task.add_done_callback(self._mwi_done)
+
+    def _mwi_done(self, task: asyncio.Task[None]) -> None:
+        self._mwi_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("message-waiting notification failed", exc_info=task.exception())
 
     def _webrtc_leg(self, label: str, on_failed: Callable[[], None]) -> WebRtcLeg:
         """A browser leg (``ringwell.webrtc``): its plain side on the relay's host and port pool."""

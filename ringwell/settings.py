@@ -105,6 +105,12 @@ class Settings:
     # <data_dir>/master.key, generated with mode 0600 on first use). Never logged, never defaulted.
     master_key: str = field(default="", repr=False)
     master_key_file: str = ""
+    voicemail_retention_days: int = 90  # a voicemail (audio and transcript) is kept this long
+    # Unanswered calls to a user go to their voicemail box. Off until mailboxes have their per-user
+    # settings (issue 7 in progress); the calls of issue 3 keep failing with 480/486 meanwhile.
+    voicemail_enabled: bool = False
+    voicemail_max_seconds: float = 120.0  # the longest message a caller may leave
+    voicemail_silence_seconds: float = 5.0  # a caller silent this long has finished
 
     @property
     def effective_database_url(self) -> str:
@@ -237,6 +243,8 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError("webhook_retry_window", "must be at least 1 second")
     if not 1 <= values.get("webphone_credential_hours", 12) <= 168:
         raise ConfigError("webphone_credential_hours", "must be 1-168 hours")
+    if not 1 <= values.get("voicemail_retention_days", 90) <= 3650:
+        raise ConfigError("voicemail_retention_days", "must be 1-3650 days")
     for key, schemes in (("webrtc_stun_servers", ("stun:", "stuns:")), ("webrtc_turn_servers", ("turn:", "turns:"))):
         for url in values.get(key, ()):
             if not url.startswith(schemes) or _CONTROL_RE.search(url):

@@ -158,7 +158,7 @@ def _ip(host: str) -> str:
 class _Capture:
     """One ``record()`` in progress: packets placed by RTP timestamp into a growing buffer."""
 
-    __slots__ = ("_base", "_last_arrival", "_ssrc", "buf", "last_voice", "limit", "threshold", "written")
+    __slots__ = ("_base", "_last_arrival", "_ssrc", "buf", "last_voice", "limit", "threshold", "voiced", "written")
 
     def __init__(self, limit: int, threshold: float, now: float) -> None:
         self.limit = limit  # samples
@@ -166,6 +166,7 @@ class _Capture:
         self.buf = array("h")
         self.written = 0  # samples up to the end of the latest packet placed
         self.last_voice = now
+        self.voiced = False  # any frame above the threshold yet
         self._last_arrival = now
         self._base: int | None = None  # RTP timestamp of sample 0 of the current source
         self._ssrc: int | None = None
@@ -207,6 +208,7 @@ class _Capture:
         self.written = max(self.written, end)
         if rms(pcm) >= self.threshold:
             self.last_voice = now
+            self.voiced = True
 
     @property
     def full(self) -> bool:
@@ -456,11 +458,14 @@ class MediaEndpoint:
         stop_digits: str = "",
         *,
         silence_threshold: float = 300.0,
+        initial_silence_seconds: float | None = None,
     ) -> Recording:
         """Record what the peer sends (see the module docstring).
 
         Digits typed before the recording started do not stop it. On ``SILENCE`` the trailing
-        silence is cut off, so the message ends where the caller stopped speaking.
+        silence is cut off, so the message ends where the caller stopped speaking. Until the peer
+        has said anything, ``initial_silence_seconds`` (when given) is the silence that stops it
+        instead: a caller may take a breath after the beep.
         """
         if max_seconds <= 0:
             raise ValueError(f"max_seconds must be positive, got {max_seconds}")
@@ -488,10 +493,13 @@ class MediaEndpoint:
                     break
                 deadline = start + max_seconds
                 if silence_seconds is not None:
-                    if now - capture.last_voice >= silence_seconds:
+                    quiet = silence_seconds
+                    if not capture.voiced and initial_silence_seconds is not None:
+                        quiet = initial_silence_seconds
+                    if now - capture.last_voice >= quiet:
                         reason = StopReason.SILENCE
                         break
-                    deadline = min(deadline, capture.last_voice + silence_seconds)
+                    deadline = min(deadline, capture.last_voice + quiet)
                 await self._wait(deadline)
         finally:
             self._capture = None

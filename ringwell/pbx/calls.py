@@ -45,6 +45,7 @@ from ringwell.pbx.call import (
     Transmit,
 )
 from ringwell.pbx.registrar import Registrar
+from ringwell.pbx.voicemail_box import Mailbox, VoicemailBoxes
 from ringwell.sip.errors import RemoteProtocolError
 from ringwell.sip.message import Request, Response
 from ringwell.sip.uas import make_response
@@ -321,6 +322,9 @@ class CallManager:
             outbound.channels = self.channels
         # Legs whose far end is a browser (ringwell.pbx.browser_legs); None: no WebRTC at all.
         self.browsers = BrowserLegs(self, webrtc) if webrtc is not None else None
+        # Voicemail boxes answering what nobody else does (ringwell.pbx.voicemail_box); set by the
+        # composition root, None: unanswered calls just fail.
+        self.voicemail: VoicemailBoxes | None = None
 
     # -- from the endpoint -----------------------------------------------------------------
     def invite(self, request: Request, txn: object, source: Source, caller: CredentialRecord) -> None:
@@ -421,10 +425,10 @@ class CallManager:
     def _begin(self, request: Request, txn: object, source: Source, caller: CredentialRecord, callee: Callee,
                dialled: str, call_id: str, session: MediaSession, now: Instant) -> None:
         party = Party(caller.user_id, caller.extension, caller.extension, _display(request))
-        self._begin_to(request, txn, source, party, callee, dialled, call_id, session, now)
+        self._begin_to(request, txn, source, party, callee, dialled, call_id, session, now, caller.org_id)
 
     def _begin_to(self, request: Request, txn: object, source: Source, caller: Party, callee: Callee, dialled: str,
-                  call_id: str, session: MediaSession, now: Instant) -> None:
+                  call_id: str, session: MediaSession, now: Instant, org_id: str) -> None:
         """Ring every registered device of a user."""
 
         def targets() -> list[Target]:
@@ -434,8 +438,10 @@ class CallManager:
                 for binding in self.registrar.lookup(credential_id, now.wall)
             ]
 
+        fallback = (self.voicemail.target(Mailbox(org_id, callee.user_id, callee.extension))
+                    if self.voicemail is not None else None)
         self._launch(request, txn, source, caller, Party(callee.user_id, callee.extension, dialled), targets,
-                     call_id, session, now, float(callee.ring_timeout), callee_record=callee)
+                     call_id, session, now, float(callee.ring_timeout), callee_record=callee, fallback=fallback)
 
     # -- calls to and from the phone network ------------------------------------------------
     async def _start_outbound(self, request: Request, txn: object, source: Source, caller: CredentialRecord,
@@ -556,19 +562,20 @@ class CallManager:
             return
         self._network[call_id] = record
         self._begin_to(request, txn, source, Party(None, None, caller_number, _display(request)), callee, number or "",
-                       call_id, session, now)
+                       call_id, session, now, route.org_id)
 
     def _launch(self, request: Request, txn: object, source: Source, caller: Party, callee: Party,
                 targets: Callable[[], list[Target]], call_id: str, session: MediaSession, now: Instant,
                 ring_timeout: float,
-                *, sequential: bool = False, emergency: bool = False, callee_record: Callee | None = None) -> None:
+                *, sequential: bool = False, emergency: bool = False, callee_record: Callee | None = None,
+                fallback: Target | None = None) -> None:
         """Build the call and start it; nothing stays behind (ports, maps, record) if that fails."""
         media = _Media(session)
         try:
             call = Call(
                 call_id=call_id, invite=request, txn=txn, source=source, caller=caller, callee=callee,
                 targets=targets(), media=media, config=self.config, ring_timeout=ring_timeout, now=now,
-                sequential=sequential, emergency=emergency,
+                sequential=sequential, emergency=emergency, fallback=fallback,
             )
         except RemoteProtocolError as exc:
             session.close()
@@ -735,14 +742,20 @@ class CallManager:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("call %s: %s", call.id, action)
         if isinstance(action, SendRequest):
+            if self.voicemail is not None and self.voicemail.intercept(call, action):
+                return
             if self.browsers is not None and self.browsers.intercept(call, action):
                 return
             self.send(call, action)
         elif isinstance(action, Respond):
+            if self.voicemail is not None and self.voicemail.swallow(action):
+                return
             if self.browsers is not None:
                 self.browsers.respond(call, action)
             self.sip.respond(action.txn, action.response)
         elif isinstance(action, Transmit):
+            if self.voicemail is not None and self.voicemail.skip(action):
+                return
             if self.browsers is not None and self.browsers.skip(action):
                 return
             self.sip.transmit(action.flow, action.message.encode())
@@ -883,6 +896,8 @@ class CallManager:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.browsers is not None:
             await self.browsers.stop()
+        if self.voicemail is not None:
+            await self.voicemail.stop()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()

@@ -1,0 +1,262 @@
+"""Voicemail boxes as in-process call legs: what answers when nobody else does.
+
+A call whose devices refuse, do not answer or are not registered is forked once more to its
+callee's voicemail (``Call``'s fallback target). That target's flow is ``local``: the driver
+(``CallManager``) hands the leg's requests to ``VoicemailBoxes`` instead of a socket, and this
+module answers them as a SIP user agent would — 200 OK with an SDP of a ``MediaEndpoint`` (Ringwell
+as an RTP party on the relay's host), 200 to BYE, CANCEL, INFO and re-offers — so the call's
+media still goes through the relay (quality, timeouts, recording) like any other leg.
+
+Once answered, the box plays the greeting, a beep, and records until the caller is silent,
+presses ``#``, reaches the length limit or hangs up; what it recorded goes to ``deposit`` (the
+voicemail slice: under one second is discarded there). A box that finishes first hangs up with
+a BYE of its own into the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ringwell.media.apps import MediaEndpoint, StopReason
+from ringwell.media.ports import PortPool
+from ringwell.media.prompts import PromptCache
+from ringwell.pbx.call import Call, Respond, SendRequest, Target, Transmit
+from ringwell.sip.dialog import new_branch
+from ringwell.sip.errors import RemoteProtocolError
+from ringwell.sip.message import Request, parse_message
+from ringwell.sip.sdp import Origin, audio_target, first_codec, parse_sdp, telephone_event
+from ringwell.sip.uas import make_response, new_tag
+from ringwell.transport.source import Source
+from ringwell.webrtc.sdp import G711, direction_of, mirrored, plain_description
+
+if TYPE_CHECKING:
+    from ringwell.pbx.calls import CallManager
+
+__all__ = ["LOCAL", "Deposit", "LocalTxn", "Mailbox", "VoicemailBoxes"]
+
+log = logging.getLogger(__name__)
+
+LOCAL = "local"  # the transport of a box's flow: in-process, no socket
+INITIAL_SILENCE = 10.0  # seconds a caller may stay silent after the beep before the box gives up
+GOODBYE = "Thank you. Your message has been recorded. Goodbye."
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """Whose box a call reaches, and what it says."""
+
+    org_id: str
+    user_id: str
+    extension: str
+    greeting: str | None = None  # None: "the person at extension … is not available"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What a caller left: 16-bit 8 kHz mono PCM and who called."""
+
+    mailbox: Mailbox
+    caller_number: str
+    caller_name: str | None
+    pcm: bytes
+    call_id: str
+
+
+Deposit = Callable[[Message], Awaitable[None]]
+
+
+class LocalTxn:
+    """The server transaction of a request a box sent into the call (its answer goes nowhere)."""
+
+
+@dataclass
+class _Box:
+    call: Call
+    leg_id: str
+    invite: Request
+    mailbox: Mailbox
+    endpoint: MediaEndpoint
+    answer: bytes
+    tag: str = field(default_factory=new_tag)
+    task: asyncio.Task[None] | None = None
+    hung_up: bool = False
+
+
+class VoicemailBoxes:
+    """The voicemail legs of one ``CallManager`` (see the module docstring)."""
+
+    def __init__(self, manager: CallManager, *, ports: PortPool, local_host: str, prompts: PromptCache,
+                 deposit: Deposit, max_seconds: float = 120.0, silence_seconds: float = 5.0) -> None:
+        self._manager = manager
+        self._ports = ports
+        self._local_host = local_host
+        self._prompts = prompts
+        self._deposit = deposit
+        self.max_seconds = max_seconds
+        self.silence_seconds = silence_seconds
+        self._mailboxes: dict[str, Mailbox] = {}  # by the target's contact
+        self._boxes: dict[str, _Box] = {}  # by the leg's SIP Call-ID
+        self._origin = Origin("ringwell", str(secrets.randbelow(2**62)), 1, local_host)
+        self.deposited = 0
+
+    def target(self, mailbox: Mailbox) -> Target:
+        contact = f"sip:vm-{mailbox.extension}-{secrets.token_hex(4)}@voicemail.invalid"
+        self._mailboxes[contact] = mailbox
+        if len(self._mailboxes) > 10_000:  # targets of calls that never fell back
+            for key in list(self._mailboxes)[:5_000]:
+                del self._mailboxes[key]
+        # The flow's host is where the box's media is: the relay trusts RTP from the signalling host.
+        return Target(contact, Source(LOCAL, self._local_host, 0), "voicemail")
+
+    @property
+    def active(self) -> int:
+        return len(self._boxes)
+
+    # -- what the call sends to a box -------------------------------------------------------
+    def intercept(self, call: Call, action: SendRequest) -> bool:
+        if action.flow.transport != LOCAL:
+            return False
+        request = action.request
+        box = self._boxes.get(request.call_id)
+        if request.method == "INVITE" and request.to.tag is None:
+            self._answer(call, action)
+        elif box is None:
+            self._reply(call, action, 481)
+        elif request.method == "BYE":
+            box.hung_up = True
+            box.endpoint.close()  # the recording ends with HANGUP and is deposited
+            self._reply(call, action, 200)
+        elif request.method in ("INVITE", "UPDATE") and request.body:
+            self._reply(call, action, 200, body=self._reanswer(box, request))
+        else:  # CANCEL of an answered INVITE, INFO, UPDATE without an offer
+            self._reply(call, action, 200)
+        return True
+
+    def skip(self, action: Transmit) -> bool:
+        """ACKs and retransmissions towards a box go nowhere."""
+        return action.flow.transport == LOCAL
+
+    def swallow(self, action: Respond) -> bool:
+        """The call's answer to a request a box sent (its BYE)."""
+        return isinstance(action.txn, LocalTxn)
+
+    def _reply(self, call: Call, action: SendRequest, status: int, *, body: bytes = b"",
+               tag: str | None = None) -> None:
+        request = action.request
+        extra = [("Contact", f"<{request.uri}>")]
+        if body:
+            extra.append(("Content-Type", "application/sdp"))
+        response = make_response(request, status, None, extra, to_tag=tag)
+        response.body = body
+        manager = self._manager
+        asyncio.get_running_loop().call_soon(
+            manager.feed, call, lambda: call.response(action.leg, request, response, manager.now()))
+
+    def _answer(self, call: Call, action: SendRequest) -> None:
+        request = action.request
+        mailbox = self._mailboxes.pop(request.uri_text, None)
+        try:
+            offer = parse_sdp(request.body)
+            codec = next((c for c in [first_codec(offer)] if c is not None and c.name.upper() in G711), None)
+            target = audio_target(offer)
+            if mailbox is None or codec is None or target is None:
+                raise RemoteProtocolError("no mailbox, or no G.711 in the offer", 488)
+            event = telephone_event(offer)
+            endpoint = MediaEndpoint(self._ports, self._local_host, codec=codec.name, payload_type=codec.pt,
+                                     event_payload_type=event.pt if event is not None else 101,
+                                     label=f"voicemail {call.id}")
+        except Exception as exc:
+            log.warning("call %s: voicemail cannot answer: %s", call.id, exc)
+            self._reply(call, action, 488 if isinstance(exc, RemoteProtocolError) else 503)
+            return
+        host = self._local_host if target[0] in ("0.0.0.0", "::") else target[0]  # noqa: S104
+        endpoint.set_remote(host, target[1], signalling_host=self._local_host)
+        self._origin = self._origin.bumped()
+        answer = plain_description(origin=self._origin, address=self._local_host, port=endpoint.local_port,
+                                   codecs=[codec.name.upper()], event_pt=event.pt if event is not None else None,
+                                   stream_direction=mirrored(direction_of(offer))).encode()
+        box = _Box(call, action.leg, request, mailbox, endpoint, answer)
+        self._boxes[request.call_id] = box
+        self._reply(call, action, 200, body=answer, tag=box.tag)
+        box.task = asyncio.ensure_future(self._run(box))
+
+    def _reanswer(self, box: _Box, request: Request) -> bytes:
+        try:
+            offer = parse_sdp(request.body)
+        except RemoteProtocolError:
+            return box.answer
+        target = audio_target(offer)
+        if target is not None and target[1]:
+            box.endpoint.set_remote(target[0], target[1], signalling_host=self._local_host)
+        return box.answer
+
+    # -- the box's own script -----------------------------------------------------------------
+    async def _run(self, box: _Box) -> None:
+        endpoint = box.endpoint
+        mailbox = box.mailbox
+        try:
+            text = mailbox.greeting or (f"The person at extension {' '.join(mailbox.extension)} is not available. "
+                                        "Please leave a message after the tone.")
+            greeting = await self._prompts.render(text)
+            if await endpoint.play(greeting.pcm, stop_digits="#") is StopReason.HANGUP:
+                return
+            if await endpoint.beep() is StopReason.HANGUP:
+                return
+            recording = await endpoint.record(self.max_seconds, self.silence_seconds, stop_digits="#",
+                                              initial_silence_seconds=max(INITIAL_SILENCE, self.silence_seconds))
+            log.info("call %s: voicemail for %s recorded %.1f s (%s)", box.call.id, mailbox.extension,
+                     recording.seconds, recording.reason.value)
+            caller = box.call.caller
+            await self._deposit(Message(mailbox, caller.number or caller.extension or "anonymous", caller.display,
+                                        recording.pcm, box.call.id))
+            self.deposited += 1
+            if recording.reason is not StopReason.HANGUP and not box.hung_up:
+                goodbye = await self._prompts.render(GOODBYE)
+                await endpoint.play(goodbye.pcm)
+                self._hang_up(box)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("call %s: voicemail failed", box.call.id)
+            self._hang_up(box)
+        finally:
+            endpoint.close()
+            self._boxes.pop(box.invite.call_id, None)
+
+    def _hang_up(self, box: _Box) -> None:
+        """A BYE from the box into the call, as the callee's phone would send it."""
+        if box.hung_up or box.call.over:
+            return
+        box.hung_up = True
+        invite = box.invite
+        text = (
+            f"BYE {self._manager.config.contact_for(Source(LOCAL, self._local_host, 0)).strip('<>')} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP voicemail.invalid;branch={new_branch()}\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: {invite.headers.get('to')};tag={box.tag}\r\n"
+            f"To: {invite.headers.get('from')}\r\n"
+            f"Call-ID: {invite.call_id}\r\n"
+            "CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+        )
+        bye = parse_message(text.encode())
+        assert isinstance(bye, Request)
+        manager = self._manager
+        manager.feed(box.call, lambda: box.call.in_dialog(box.leg_id, bye, LocalTxn(), manager.now()))
+
+    async def stop(self) -> None:
+        tasks = [box.task for box in self._boxes.values() if box.task is not None]
+        for box in list(self._boxes.values()):
+            box.endpoint.close()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def summary(self, sip_call_id: str) -> dict[str, Any] | None:
+        box = self._boxes.get(sip_call_id)
+        if box is None:
+            return None
+        return {"packets_sent": box.endpoint.packets_sent, "packets_received": box.endpoint.packets_received}

@@ -1,0 +1,103 @@
+"""An unanswered call goes to voicemail; the message is stored encrypted; the lamp lights.
+
+baresip (bob) calls alice, whose baresip rings (it never answers; it subscribes to its mailbox's
+message-summary). After alice's ring timeout the call reaches her voicemail box inside Ringwell:
+greeting, beep, recording until bob falls silent. bob's sentence (after a pause that covers the
+greeting) must be in the stored message — decrypted with the organization's key it correlates
+≥ 0.9 with what bob sent, while the file on disk is not audio — and alice's lamp goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+import wave
+from pathlib import Path
+
+import pytest
+
+from ringwell.features.accounts.service import UserSpec
+from ringwell.server import RingwellServer
+from ringwell.settings import ensure_config, load_settings
+from tests.audio import similarity, speech_wav
+from tests.interop.test_mwi_peers import MwiBaresip, mwi_shown
+from tests.peers.baresip import Baresip, BaresipAccount
+from tests.peers.ports import LOOPBACK, free_port
+
+pytestmark = [pytest.mark.peers, pytest.mark.timeout(120)]
+
+ORG = "Acme"
+
+
+@pytest.fixture
+async def ringwell(tmp_path):
+    ensure_config(tmp_path)
+    rtp = free_port(40)
+    settings = load_settings(tmp_path, {
+        "RINGWELL_BIND": LOOPBACK, "RINGWELL_SIP_PORT": str(free_port()), "RINGWELL_TLS_PORT": str(free_port()),
+        "RINGWELL_HTTP_PORT": str(free_port()), "RINGWELL_RTP_PORTS": f"{rtp}-{rtp + 39}",
+        "RINGWELL_VOICEMAIL_ENABLED": "true", "RINGWELL_VOICEMAIL_SILENCE_SECONDS": "2",
+    })
+    server = RingwellServer(settings)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def _message_wav(tmp_path: Path) -> Path:
+    """bob's message: 9 s of silence (the greeting and beep play meanwhile), then the sentence."""
+    speech = speech_wav(tmp_path / "speech.wav", "Hi Alice, this is Bob from Acme Plumbing, please call me back.")
+    padded = tmp_path / "message.wav"
+    subprocess.run(["sox", str(speech), str(padded), "pad", "9", "4"], check=True, timeout=30)
+    return padded
+
+
+async def test_an_unanswered_call_leaves_an_encrypted_message_and_lights_the_lamp(ringwell, tmp_path):
+    server: RingwellServer = ringwell
+    accounts = server.accounts
+    await accounts.create_org(ORG)
+    alice = await accounts.create_user(ORG, UserSpec("alice@example.com", "101", "alice", "alice-secret-1"))
+    await accounts.create_user(ORG, UserSpec("bob@example.com", "102", "bob", "bob-secret-12"))
+    await accounts.set_ring_timeout(ORG, "101", 5)
+    message = _message_wav(tmp_path)
+    sip_port = server.settings.sip_port
+    phone = MwiBaresip(tmp_path / "alice", BaresipAccount("alice", "alice-secret-1", sip_port,
+                                                          extra=("mwi=yes", "pubint=0")))
+    caller = Baresip(tmp_path / "bob", BaresipAccount("bob", "bob-secret-12", sip_port,
+                                                      extra=("mwi=no", "pubint=0", "audio_codecs=pcmu")),
+                     audio_source=message, seconds=90)
+    try:
+        await asyncio.to_thread(phone.start)
+        await asyncio.to_thread(phone.wait_registered, 15)
+        await asyncio.to_thread(caller.start)
+        await asyncio.to_thread(caller.wait_registered, 15)
+        await asyncio.to_thread(caller.dial, f"sip:101@{LOOPBACK}:{sip_port}")
+        await asyncio.to_thread(caller.wait_event, "CALL_ESTABLISHED", timeout=15)  # the box answered
+        deadline = time.monotonic() + 40
+        while server.calls.voicemail is not None and server.calls.voicemail.deposited == 0:
+            assert time.monotonic() < deadline, "no message was deposited"
+            await asyncio.sleep(0.2)
+        messages = await server.voicemail.list(alice.user.org_id, alice.user.id)
+        assert len(messages) == 1
+        voicemail = messages[0]
+        assert voicemail.caller_number == "102" and voicemail.folder == "new"
+        while not any(s.waiting for s in await asyncio.to_thread(mwi_shown, phone)):
+            assert time.monotonic() < deadline, f"alice's lamp stayed off: {mwi_shown(phone)}"
+            await asyncio.sleep(0.2)
+    finally:
+        await asyncio.to_thread(caller.stop)
+        await asyncio.to_thread(phone.stop)
+    heard = tmp_path / "left.wav"
+    heard.write_bytes(await server.voicemail.audio(alice.user.org_id, voicemail.id))
+    with wave.open(str(heard), "rb") as w:
+        assert w.getframerate() == 8000 and w.getnchannels() == 1
+    score = similarity(message, heard)
+    assert score >= 0.9, f"the message matches what bob said with similarity {score:.3f}"
+    stored = list((server.settings.data_dir / "blobs").rglob("*"))
+    files = [p for p in stored if p.is_file()]
+    assert files and all(b"RIFF" not in p.read_bytes()[:64] and b"WAVE" not in p.read_bytes() for p in files)
+    summary = next(s for s in mwi_shown(phone) if s.waiting)
+    assert summary.new == 1
