@@ -37,6 +37,7 @@ from ringwell.features.outbound.service import OrgProfile, OutboundService
 from ringwell.features.rating.service import RatingService
 from ringwell.features.trunks.service import TrunkDirectory, TrunksService
 from ringwell.features.voicemail.service import VoicemailService
+from ringwell.features.voicemail.transcripts import TranscriptionJobs
 from ringwell.features.webhooks.calls import CallEvents
 from ringwell.features.webhooks.service import WebhooksService
 from ringwell.features.webphone.service import WebphoneService
@@ -251,6 +252,8 @@ class RingwellServer:
         self.voicemail = VoicemailService(self.sessions, self.blobs, on_change=self._mailbox_changed,
                                           retention_days=settings.voicemail_retention_days)
         self.mwi.counts = self.voicemail.counts
+        self.transcripts = TranscriptionJobs(self.voicemail)
+        self.voicemail_purge = Periodic("voicemail-retention", self._purge_voicemail, every=3600.0, first=120.0)
         if settings.voicemail_enabled:
             self.calls.voicemail = VoicemailBoxes(
                 self.calls, ports=self.ports, local_host=local_host_of(settings.bind), prompts=self.prompts,
@@ -348,8 +351,15 @@ class RingwellServer:
 
     async def _deposit_voicemail(self, message: Message) -> None:
         box = message.mailbox
-        await self.voicemail.deposit(box.org_id, box.user_id, message.caller_number, message.caller_name,
-                                     message.pcm, message.call_id)
+        stored = await self.voicemail.deposit(box.org_id, box.user_id, message.caller_number, message.caller_name,
+                                              message.pcm, message.call_id)
+        if stored is not None:
+            self.transcripts.submit(box.org_id, stored.id, message.pcm)
+
+    async def _purge_voicemail(self) -> None:
+        purged = await self.voicemail.purge_expired(datetime.now(UTC))
+        if purged:
+            log.info("deleted %d voicemails past their retention", purged)
 
     def _mailbox_changed(self, user_id: str) -> None:
         """Light (or put out) the user's message-waiting lamps, in the background."""
@@ -475,6 +485,8 @@ class RingwellServer:
         self.verifier.start()
         self.renewals.start()
         self.webphone_purge.start()
+        self.voicemail_purge.start()
+        self.transcripts.start()
         self.web.webhooks.start(ledger=self.ledger)  # with the ledger: balance.low checks
         routes = [*(stripe_routes(self.payments) if self.payments else ()), self.ws.route()]
         app = build_app(self.status, routes, self.web, warm=True)
@@ -509,6 +521,8 @@ class RingwellServer:
             await self.verifier.stop()
             await self.renewals.stop()
             await self.webphone_purge.stop()
+            await self.voicemail_purge.stop()
+            await self.transcripts.stop()
             await self.web.webhooks.stop()
             await self.trunks.stop()
             if self._http is not None and self._http_task is not None:

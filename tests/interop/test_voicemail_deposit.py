@@ -1,4 +1,4 @@
-"""An unanswered call goes to voicemail; the message is stored encrypted; the lamp lights.
+"""An unanswered call goes to voicemail; the message is stored encrypted, transcribed; the lamp lights.
 
 baresip (bob) calls alice, whose baresip rings (it never answers; it subscribes to its mailbox's
 message-summary). After alice's ring timeout the call reaches her voicemail box inside Ringwell:
@@ -20,6 +20,7 @@ import pytest
 from ringwell.features.accounts.service import UserSpec
 from ringwell.server import RingwellServer
 from ringwell.settings import ensure_config, load_settings
+from ringwell.transcribe.score import digits, normalize
 from tests.audio import similarity, speech_wav
 from tests.interop.test_mwi_peers import MwiBaresip, mwi_shown
 from tests.peers.baresip import Baresip, BaresipAccount
@@ -49,7 +50,8 @@ async def ringwell(tmp_path):
 
 def _message_wav(tmp_path: Path) -> Path:
     """bob's message: 9 s of silence (the greeting and beep play meanwhile), then the sentence."""
-    speech = speech_wav(tmp_path / "speech.wav", "Hi Alice, this is Bob from Acme Plumbing, please call me back.")
+    speech = speech_wav(tmp_path / "speech.wav",
+                        "Hello, this is Robert Brown from Northwind Logistics. Call me back at 3 1 2, 7 0 4, 8 2 6 1.")
     padded = tmp_path / "message.wav"
     subprocess.run(["sox", str(speech), str(padded), "pad", "9", "4"], check=True, timeout=30)
     return padded
@@ -101,3 +103,12 @@ async def test_an_unanswered_call_leaves_an_encrypted_message_and_lights_the_lam
     assert files and all(b"RIFF" not in p.read_bytes()[:64] and b"WAVE" not in p.read_bytes() for p in files)
     summary = next(s for s in mwi_shown(phone) if s.waiting)
     assert summary.new == 1
+    # transcribed on this machine, in the background: the caller's name, company and number
+    deadline = time.monotonic() + 60
+    while (await server.voicemail.get(alice.user.org_id, voicemail.id)).transcript_status == "pending":
+        assert time.monotonic() < deadline, "no transcript"
+        await asyncio.sleep(0.5)
+    text = await server.voicemail.transcript(alice.user.org_id, voicemail.id)
+    words = normalize(text)
+    assert "robert" in words and "northwindlogistics" in "".join(words), text
+    assert "3127048261" in digits(text), text
