@@ -17,6 +17,8 @@ import logging
 import secrets
 import smtplib
 import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -26,7 +28,7 @@ from typing import Protocol
 from ringwell.errors import RingwellError
 from ringwell.settings import Settings
 
-__all__ = ["MailError", "Mailer", "OutboxMailer", "SmtpMailer", "compose", "mailer_from"]
+__all__ = ["Attachment", "MailError", "Mailer", "OutboxMailer", "SmtpMailer", "compose", "mailer_from"]
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +37,20 @@ class MailError(RingwellError):
     """A message could not be handed to the mail server (connection, TLS, login or refusal)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content_type: str  # e.g. "audio/wav"
+    data: bytes = field(repr=False)
+
+
 class Mailer(Protocol):
-    async def send(self, to: str, subject: str, body: str) -> None:
+    async def send(self, to: str, subject: str, body: str, attachments: Sequence[Attachment] = ()) -> None:
         """Deliver one plain-text message to ``to`` (raises :class:`MailError` when it cannot)."""
         ...
 
 
-def compose(sender: str, to: str, subject: str, body: str) -> EmailMessage:
+def compose(sender: str, to: str, subject: str, body: str, attachments: Sequence[Attachment] = ()) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
@@ -49,6 +58,10 @@ def compose(sender: str, to: str, subject: str, body: str) -> EmailMessage:
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain="ringwell")
     message.set_content(body)
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(attachment.data, maintype=maintype, subtype=subtype or "octet-stream",
+                               filename=attachment.filename)
     return message
 
 
@@ -59,8 +72,8 @@ class OutboxMailer:
         self.directory = directory
         self.sender = sender
 
-    async def send(self, to: str, subject: str, body: str) -> None:
-        message = compose(self.sender, to, subject, body)
+    async def send(self, to: str, subject: str, body: str, attachments: Sequence[Attachment] = ()) -> None:
+        message = compose(self.sender, to, subject, body, attachments)
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}.eml"
         path = self.directory / name
 
@@ -111,8 +124,8 @@ class SmtpMailer:
                 client.login(self._username, self._password)
             client.send_message(message)
 
-    async def send(self, to: str, subject: str, body: str) -> None:
-        message = compose(self.sender, to, subject, body)
+    async def send(self, to: str, subject: str, body: str, attachments: Sequence[Attachment] = ()) -> None:
+        message = compose(self.sender, to, subject, body, attachments)
         try:
             await asyncio.to_thread(self._deliver, message)
         except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError and timeouts are OSErrors

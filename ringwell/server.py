@@ -36,6 +36,7 @@ from ringwell.features.numbers.service import NumbersService
 from ringwell.features.outbound.service import OrgProfile, OutboundService
 from ringwell.features.rating.service import RatingService
 from ringwell.features.trunks.service import TrunkDirectory, TrunksService
+from ringwell.features.voicemail.email import VoicemailMailer
 from ringwell.features.voicemail.service import VoicemailService
 from ringwell.features.voicemail.transcripts import TranscriptionJobs
 from ringwell.features.webhooks.calls import CallEvents
@@ -252,7 +253,8 @@ class RingwellServer:
         self.voicemail = VoicemailService(self.sessions, self.blobs, on_change=self._mailbox_changed,
                                           retention_days=settings.voicemail_retention_days)
         self.mwi.counts = self.voicemail.counts
-        self.transcripts = TranscriptionJobs(self.voicemail)
+        self.voicemail_mail = VoicemailMailer(self.sessions, self.voicemail, mailer_from(settings), settings.portal_url)
+        self.transcripts = TranscriptionJobs(self.voicemail, on_done=self.voicemail_mail.message_ready)
         self.voicemail_purge = Periodic("voicemail-retention", self._purge_voicemail, every=3600.0, first=120.0)
         if settings.voicemail_enabled:
             self.calls.voicemail = VoicemailBoxes(

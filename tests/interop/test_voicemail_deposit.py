@@ -1,4 +1,4 @@
-"""An unanswered call goes to voicemail; the message is stored encrypted, transcribed; the lamp lights.
+"""An unanswered call goes to voicemail: stored encrypted, transcribed, emailed; the lamp lights.
 
 baresip (bob) calls alice, whose baresip rings (it never answers; it subscribes to its mailbox's
 message-summary). After alice's ring timeout the call reaches her voicemail box inside Ringwell:
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ringwell.features.accounts.models import Organization
 from ringwell.features.accounts.service import UserSpec
 from ringwell.server import RingwellServer
 from ringwell.settings import ensure_config, load_settings
@@ -25,6 +26,7 @@ from tests.audio import similarity, speech_wav
 from tests.interop.test_mwi_peers import MwiBaresip, mwi_shown
 from tests.peers.baresip import Baresip, BaresipAccount
 from tests.peers.ports import LOOPBACK, free_port
+from tests.peers.smtp import SmtpSink
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(120)]
 
@@ -32,10 +34,17 @@ ORG = "Acme"
 
 
 @pytest.fixture
-async def ringwell(tmp_path):
+def smtp():
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+async def ringwell(tmp_path, smtp):
     ensure_config(tmp_path)
     rtp = free_port(40)
     settings = load_settings(tmp_path, {
+        "RINGWELL_SMTP_HOST": smtp.host, "RINGWELL_SMTP_PORT": str(smtp.port), "RINGWELL_SMTP_SECURITY": "none",
         "RINGWELL_BIND": LOOPBACK, "RINGWELL_SIP_PORT": str(free_port()), "RINGWELL_TLS_PORT": str(free_port()),
         "RINGWELL_HTTP_PORT": str(free_port()), "RINGWELL_RTP_PORTS": f"{rtp}-{rtp + 39}",
         "RINGWELL_VOICEMAIL_ENABLED": "true", "RINGWELL_VOICEMAIL_SILENCE_SECONDS": "2",
@@ -57,10 +66,12 @@ def _message_wav(tmp_path: Path) -> Path:
     return padded
 
 
-async def test_an_unanswered_call_leaves_an_encrypted_message_and_lights_the_lamp(ringwell, tmp_path):
+async def test_an_unanswered_call_leaves_an_encrypted_message_and_lights_the_lamp(ringwell, smtp, tmp_path):
     server: RingwellServer = ringwell
     accounts = server.accounts
-    await accounts.create_org(ORG)
+    org = await accounts.create_org(ORG)
+    async with server.sessions() as session, session.begin():  # this organization lets the audio go by email
+        (await session.get(Organization, org.id)).voicemail_attach_audio = True
     alice = await accounts.create_user(ORG, UserSpec("alice@example.com", "101", "alice", "alice-secret-1"))
     await accounts.create_user(ORG, UserSpec("bob@example.com", "102", "bob", "bob-secret-12"))
     await accounts.set_ring_timeout(ORG, "101", 5)
@@ -112,3 +123,10 @@ async def test_an_unanswered_call_leaves_an_encrypted_message_and_lights_the_lam
     words = normalize(text)
     assert "robert" in words and "northwindlogistics" in "".join(words), text
     assert "3127048261" in digits(text), text
+    # the owner is told by email (over SMTP on loopback), transcript inside, the recording attached
+    mail = await smtp.wait_for("alice@example.com", subject="Voicemail from 102", timeout=20)
+    assert "Transcript:" in mail.body and "Length:" in mail.body
+    assert digits(mail.body.split("Transcript:")[1]).startswith("3127048261"), mail.body
+    attachment = next(mail.message.iter_attachments())
+    assert attachment.get_content_type() == "audio/wav"
+    assert attachment.get_content() == heard.read_bytes()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ringwell.storage.base import Base, new_id, utcnow
@@ -27,6 +27,9 @@ class Organization(Base):
     currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")  # ISO 4217; one per org
     kind: Mapped[str] = mapped_column(String(16), default=OrgKind.CUSTOMER.value, server_default="customer")
     low_balance_minor: Mapped[int | None] = mapped_column(BigInteger)  # balance.low fires below this
+    # Voicemail emails carry the message's audio only when the organization allows it (privacy: the
+    # transcript alone tells the gist; the recording is the personal data).
+    voicemail_attach_audio: Mapped[bool] = mapped_column(default=False, server_default=false())
     low_balance_alerted_at: Mapped[datetime | None]  # set when fired; cleared when the balance recovers
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -43,6 +46,7 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320))
     extension: Mapped[str] = mapped_column(String(32))
     ring_timeout: Mapped[int] = mapped_column(default=30, server_default="30")  # seconds before "no answer"
+    voicemail_email: Mapped[bool] = mapped_column(default=True, server_default=true())  # email new messages
     # Portal login (issue 5). A user created for a phone only has no password and cannot log in.
     name: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")  # auth.permissions.Role

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ringwell.features.voicemail.service import VoicemailService
 from ringwell.transcribe.engine import Transcriber
@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 
 class TranscriptionJobs:
     def __init__(self, service: VoicemailService, *, transcriber: Callable[[], Transcriber] = Transcriber,
-                 queue_size: int = 100) -> None:
+                 queue_size: int = 100, on_done: Callable[[str, str], Awaitable[object]] | None = None) -> None:
         self._service = service
+        self._on_done = on_done  # (org_id, voicemail_id), once the transcript is stored or has failed
         self._make = transcriber
         self._transcriber: Transcriber | None = None
         self._queue: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue(queue_size)
@@ -73,3 +74,10 @@ class TranscriptionJobs:
                 log.exception("transcribing voicemail %s failed", voicemail_id)
                 with contextlib.suppress(Exception):
                     await self._service.set_transcript(org_id, voicemail_id, None)
+            if self._on_done is not None:
+                try:
+                    await self._on_done(org_id, voicemail_id)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("after transcribing voicemail %s", voicemail_id)
