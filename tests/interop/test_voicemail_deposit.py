@@ -100,11 +100,26 @@ async def test_an_unanswered_call_leaves_an_encrypted_message_and_lights_the_lam
         while not any(s.waiting for s in await asyncio.to_thread(mwi_shown, phone)):
             assert time.monotonic() < deadline, f"alice's lamp stayed off: {mwi_shown(phone)}"
             await asyncio.sleep(0.2)
+        await _check_message(server, smtp, tmp_path, alice.user.org_id, voicemail.id, message)
+        # deleted: the file and the row go, and the lamp goes out
+        await server.voicemail.delete(alice.user.org_id, voicemail.id)
+        assert not [p for p in (server.settings.data_dir / "blobs").rglob("*") if p.is_file()]
+        deadline = time.monotonic() + 10
+        while (await asyncio.to_thread(mwi_shown, phone))[-1].waiting:
+            assert time.monotonic() < deadline, f"alice's lamp stayed on: {mwi_shown(phone)}"
+            await asyncio.sleep(0.2)
     finally:
         await asyncio.to_thread(caller.stop)
         await asyncio.to_thread(phone.stop)
+    summary = next(s for s in mwi_shown(phone) if s.waiting)
+    assert summary.new == 1
+
+
+async def _check_message(server: RingwellServer, smtp: SmtpSink, tmp_path: Path, org_id: str, voicemail_id: str,
+                         message: Path) -> None:
+    """The stored message: what bob said, encrypted on disk, transcribed, emailed."""
     heard = tmp_path / "left.wav"
-    heard.write_bytes(await server.voicemail.audio(alice.user.org_id, voicemail.id))
+    heard.write_bytes(await server.voicemail.audio(org_id, voicemail_id))
     with wave.open(str(heard), "rb") as w:
         assert w.getframerate() == 8000 and w.getnchannels() == 1
     score = similarity(message, heard)
@@ -112,14 +127,12 @@ async def test_an_unanswered_call_leaves_an_encrypted_message_and_lights_the_lam
     stored = list((server.settings.data_dir / "blobs").rglob("*"))
     files = [p for p in stored if p.is_file()]
     assert files and all(b"RIFF" not in p.read_bytes()[:64] and b"WAVE" not in p.read_bytes() for p in files)
-    summary = next(s for s in mwi_shown(phone) if s.waiting)
-    assert summary.new == 1
     # transcribed on this machine, in the background: the caller's name, company and number
     deadline = time.monotonic() + 60
-    while (await server.voicemail.get(alice.user.org_id, voicemail.id)).transcript_status == "pending":
+    while (await server.voicemail.get(org_id, voicemail_id)).transcript_status == "pending":
         assert time.monotonic() < deadline, "no transcript"
         await asyncio.sleep(0.5)
-    text = await server.voicemail.transcript(alice.user.org_id, voicemail.id)
+    text = await server.voicemail.transcript(org_id, voicemail_id)
     words = normalize(text)
     assert "robert" in words and "northwindlogistics" in "".join(words), text
     assert "3127048261" in digits(text), text
