@@ -128,3 +128,18 @@ async def test_delete_then_404_and_the_file_is_gone(web):
     for method, target in (("GET", url), ("GET", f"{url}/audio"), ("POST", f"{url}/read"), ("DELETE", url)):
         response = await acme.client.request(method, target)
         assert response.status_code == 404 and response.json()["error_id"] == "voicemail_not_found", method
+
+
+async def test_the_voicemail_email_choices_are_set_through_the_api(web):
+    acme = await web.tenant("Acme Mail")
+    base = f"/api/v1/orgs/{acme.org.id}"
+    org = await acme.api.get(base)
+    assert org.json()["voicemail_attach_audio"] is False  # the recording stays here unless the org says so
+    changed = await acme.api.patch(base, json={"voicemail_attach_audio": True})
+    assert changed.status_code == 200 and changed.json()["voicemail_attach_audio"] is True
+    user = f"{base}/users/{acme.owner.user.id}"
+    assert (await acme.api.get(user)).json()["voicemail_email"] is True
+    off = await acme.api.patch(user, json={"voicemail_email": False})
+    assert off.status_code == 200 and off.json()["voicemail_email"] is False
+    refused = await acme.api.patch(user, json={"voicemail_email": "no"})
+    assert refused.status_code == 422  # strict: not a boolean

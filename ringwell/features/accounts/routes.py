@@ -115,6 +115,7 @@ async def update_org(request: Request, body: OrgPatch,
     org = await services(request).accounts.update_org(
         scope.org.id, name=body.name if "name" in sent else None,
         low_balance_minor=body.low_balance_minor if "low_balance_minor" in sent else UNSET,
+        voicemail_attach_audio=body.voicemail_attach_audio,
         audit=_audit(request, scope, "org.update", "organization"),
     )
     return OrgOut.of(org)
@@ -182,6 +183,7 @@ async def update_user(request: Request, body: UserPatch, scope: Annotated[Scope,
     view: UserView = await services(request).accounts.update_user(
         scope.org.id, user_id, granter_role=_granter(scope.identity),
         name=body.name if "name" in sent else UNSET, ring_timeout=body.ring_timeout, role=body.role,
+        voicemail_email=body.voicemail_email,
         audit=_audit(request, scope, "users.role_change" if body.role is not None else "users.update", "user"),
     )
     return UserOut.of(view)

@@ -55,12 +55,14 @@ class OrgOut(BaseModel):
     created_at: datetime
     low_balance_minor: int | None = Field(description="balance.low fires when the credit falls below this "
                                                       "(minor units of the currency); null: never")
+    voicemail_attach_audio: bool = Field(description="voicemail emails carry the recording (else the transcript "
+                                                     "only)")
 
     @classmethod
     def of(cls, org: Organization) -> OrgOut:
         return cls(id=org.id, name=org.name, country=org.country, currency=org.currency,
                    kind="operator" if org.kind == "operator" else "customer", created_at=org.created_at,
-                   low_balance_minor=org.low_balance_minor)
+                   low_balance_minor=org.low_balance_minor, voicemail_attach_audio=org.voicemail_attach_audio)
 
 
 class OrgPatch(_Request):
@@ -68,6 +70,7 @@ class OrgPatch(_Request):
 
     name: str | None = Field(None, min_length=1, max_length=200, pattern=_TEXT)
     low_balance_minor: int | None = Field(None, ge=0, le=_MAX_MINOR)
+    voicemail_attach_audio: bool | None = Field(None, description="attach the recording to voicemail emails")
 
     @model_validator(mode="after")
     def _name_not_null(self) -> Self:
@@ -83,6 +86,7 @@ class UserOut(BaseModel):
     name: str | None
     role: RoleName
     ring_timeout: int = Field(description="seconds a call rings this user's devices before it is not answered")
+    voicemail_email: bool = Field(description="new voicemail is emailed to the user (with its transcript)")
     sip_username: str = Field(description="the SIP account of the user's phones (\"\" when none)")
     portal_access: bool = Field(description="whether the user can log in to the portal (invited)")
     email_verified: bool
@@ -95,7 +99,7 @@ class UserOut(BaseModel):
         user = view.user
         return cls(
             id=user.id, email=user.email, extension=user.extension, name=user.name, role=user.role,  # type: ignore[arg-type]
-            ring_timeout=user.ring_timeout, sip_username=view.sip_username,
+            ring_timeout=user.ring_timeout, voicemail_email=user.voicemail_email, sip_username=view.sip_username,
             portal_access=user.login_email is not None, email_verified=user.email_verified_at is not None,
             mfa_enabled=user.mfa_enabled_at is not None, disabled=user.disabled_at is not None,
             created_at=user.created_at,
@@ -122,6 +126,7 @@ class UserPatch(_Request):
     name: str | None = Field(None, max_length=200, pattern=_TEXT)
     ring_timeout: int | None = Field(None, ge=1, le=600)
     role: RoleName | None = None
+    voicemail_email: bool | None = Field(None, description="email new voicemail to the user")
 
 
 class UserPage(BaseModel):

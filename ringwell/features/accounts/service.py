@@ -333,6 +333,7 @@ class AccountsService:
 
     async def update_org(self, org_id: str, *, name: str | None = None,
                          low_balance_minor: int | Literal[_Unset.UNSET] | None = UNSET,
+                         voicemail_attach_audio: bool | None = None,
                          audit: AuditHook | None = None) -> Organization:
         """Rename the org and/or set the credit below which ``balance.low`` fires (None: never).
 
@@ -361,6 +362,9 @@ class AccountsService:
                 changes["low_balance_minor"] = [org.low_balance_minor, low_balance_minor]
                 org.low_balance_minor = low_balance_minor
                 org.low_balance_alerted_at = None
+            if voicemail_attach_audio is not None and voicemail_attach_audio != org.voicemail_attach_audio:
+                changes["voicemail_attach_audio"] = [org.voicemail_attach_audio, voicemail_attach_audio]
+                org.voicemail_attach_audio = voicemail_attach_audio
             try:
                 await session.flush()
             except IntegrityError as exc:  # a concurrent rename took the name
@@ -410,7 +414,8 @@ class AccountsService:
 
     async def update_user(self, org_id: str, user_id: str, *, granter_role: str,
                           name: str | Literal[_Unset.UNSET] | None = UNSET, ring_timeout: int | None = None,
-                          role: str | None = None, audit: AuditHook | None = None) -> UserView:
+                          role: str | None = None, voicemail_email: bool | None = None,
+                          audit: AuditHook | None = None) -> UserView:
         """Change a user's name, ring timeout and/or role.
 
         A role change is checked with ``check_grant``, and refused with ``LastOwner`` when it
@@ -436,6 +441,9 @@ class AccountsService:
             if ring_timeout is not None and ring_timeout != user.ring_timeout:
                 changes["ring_timeout"] = [user.ring_timeout, ring_timeout]
                 user.ring_timeout = ring_timeout
+            if voicemail_email is not None and voicemail_email != user.voicemail_email:
+                changes["voicemail_email"] = [user.voicemail_email, voicemail_email]
+                user.voicemail_email = voicemail_email
             if role is not None and role != user.role:
                 check_grant(org.kind, granter_role, role, user.role)
                 if user.role == Role.OWNER.value:
