@@ -37,6 +37,7 @@ from ringwell.web.portal import operator as portal_operator
 from ringwell.web.portal import phone as portal_phone
 from ringwell.web.portal import settings as portal_settings
 from ringwell.web.portal import users as portal_users
+from ringwell.web.portal import voicemail as portal_voicemail
 from ringwell.web.portal import webhooks as portal_webhooks
 
 __all__ = ["API_PREFIX", "build_app"]
@@ -46,7 +47,8 @@ _HERE = Path(__file__).parent
 _API = [accounts_routes, auth_routes, numbers_routes, billing_routes, rating_routes, cdr_routes, trunks_routes,
         webhooks_routes, audit_routes, webphone_routes, voicemail_routes]
 _PORTAL = [portal_auth, portal_settings, portal_dashboard, portal_calls, portal_numbers, portal_users,
-           portal_billing, portal_operator, portal_webhooks, portal_phone]
+           portal_billing, portal_operator, portal_webhooks, portal_phone,
+           portal_voicemail]
 
 # The portal loads nothing from elsewhere and runs no inline script; nobody may frame it.
 _SECURITY_HEADERS = {

@@ -15,8 +15,10 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response, StreamingResponse
 
 from ringwell.blobs import OpenBlob, blob_store
+from ringwell.features.audit.service import Actor
 from ringwell.features.auth.errors import PermissionDenied
 from ringwell.features.auth.permissions import Role
+from ringwell.features.auth.tokens import Identity
 from ringwell.features.voicemail.errors import TranscriptNotReady, VoicemailNotFound
 from ringwell.features.voicemail.models import Folder, TranscriptStatus, Voicemail
 from ringwell.features.voicemail.schemas import VoicemailDetail, VoicemailList, VoicemailOut
@@ -25,7 +27,7 @@ from ringwell.web.context import WebServices
 from ringwell.web.deps import Scope, org_scope, services
 from ringwell.web.errors import ErrorBody
 
-__all__ = ["router", "voicemail_service"]
+__all__ = ["audio_response", "delete_message", "own_mailbox_only", "router", "voicemail_service"]
 
 router = APIRouter(tags=["voicemail"])
 
@@ -48,13 +50,17 @@ def _service(web: Annotated[WebServices, Depends(services)]) -> VoicemailService
 Service = Annotated[VoicemailService, Depends(_service)]
 
 
-def _own_mailbox_only(scope: Scope) -> str | None:
-    """The user a member is limited to (None: every mailbox of the org)."""
-    if scope.staff_access or scope.identity.role != Role.MEMBER.value:
+def own_mailbox_only(identity: Identity, *, staff_access: bool = False) -> str | None:
+    """The user a member is limited to (None: every mailbox of the org). The portal uses it too."""
+    if staff_access or identity.role != Role.MEMBER.value:
         return None
-    if scope.identity.user_id is None:
+    if identity.user_id is None:
         raise PermissionDenied("your role only shows your own voicemail", {"permission": "voicemail.read"})
-    return scope.identity.user_id
+    return identity.user_id
+
+
+def _own_mailbox_only(scope: Scope) -> str | None:
+    return own_mailbox_only(scope.identity, staff_access=scope.staff_access)
 
 
 async def _visible(service: VoicemailService, scope: Scope, voicemail_id: str) -> Voicemail:
@@ -109,17 +115,25 @@ async def download_audio(scope: Annotated[Scope, Depends(org_scope("voicemail.re
                          web: Annotated[WebServices, Depends(services)],
                          voicemail_id: VoicemailId) -> StreamingResponse:
     row = await _visible(service, scope, voicemail_id)
-    _, blob = await service.open_audio(scope.org.id, row.id)  # errors answer before streaming starts
-    if scope.identity.user_id != row.user_id:
+    return await audio_response(web, service, row, scope.identity, scope.actor)
+
+
+async def audio_response(web: WebServices, service: VoicemailService, row: Voicemail, identity: Identity,
+                         actor: Actor, *, attachment: bool = True) -> StreamingResponse:
+    """The message's WAV, streamed; a play by anyone but the mailbox's owner is audited first.
+    ``row`` is already scoped to what ``identity`` may see. The portal's player uses it too."""
+    _, blob = await service.open_audio(row.org_id, row.id)  # errors answer before streaming starts
+    if identity.user_id != row.user_id:
         try:
-            await web.audit.record("voicemail.played", scope.actor, org_id=scope.org.id, target_type="voicemail",
+            await web.audit.record("voicemail.played", actor, org_id=row.org_id, target_type="voicemail",
                                    target_id=row.id, details={"mailbox_user_id": row.user_id})
         except BaseException:
             blob.close()
             raise
+    disposition = "attachment" if attachment else "inline"
     return StreamingResponse(_stream(blob), media_type="audio/wav",
                              headers={"Content-Length": str(blob.ref.size),
-                                      "Content-Disposition": f'attachment; filename="voicemail-{row.id}.wav"'})
+                                      "Content-Disposition": f'{disposition}; filename="voicemail-{row.id}.wav"'})
 
 
 @router.post("/orgs/{org_id}/voicemails/{voicemail_id}/read", response_model=VoicemailOut,
@@ -137,7 +151,12 @@ async def mark_read(scope: Annotated[Scope, Depends(org_scope("voicemail.write")
 async def delete_voicemail(scope: Annotated[Scope, Depends(org_scope("voicemail.write"))], service: Service,
                            web: Annotated[WebServices, Depends(services)], voicemail_id: VoicemailId) -> Response:
     row = await _visible(service, scope, voicemail_id)
-    await service.delete(scope.org.id, row.id)
-    await web.audit.record("voicemail.delete", scope.actor, org_id=scope.org.id, target_type="voicemail",
-                           target_id=row.id, details={"mailbox_user_id": row.user_id})
+    await delete_message(web, service, row, scope.actor)
     return Response(status_code=204)
+
+
+async def delete_message(web: WebServices, service: VoicemailService, row: Voicemail, actor: Actor) -> None:
+    """Delete a message already scoped to what the actor may see, and audit it. The portal uses it too."""
+    await service.delete(row.org_id, row.id)
+    await web.audit.record("voicemail.delete", actor, org_id=row.org_id, target_type="voicemail",
+                           target_id=row.id, details={"mailbox_user_id": row.user_id})

@@ -23,6 +23,7 @@ NAV: list[tuple[str, str, str]] = [
     ("/", "Dashboard", "org.read"),
     ("/phone", "Phone", "calls.read"),
     ("/calls", "Calls", "calls.read"),
+    ("/voicemail", "Voicemail", "voicemail.read"),
     ("/numbers", "Numbers", "numbers.read"),
     ("/users", "Users", "users.read"),
     ("/billing", "Billing", "billing.read"),
