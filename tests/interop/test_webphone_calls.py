@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.audio import similarity, speech_wav
 from tests.peers.baresip import Baresip, BaresipAccount
@@ -172,17 +172,21 @@ def _chromium(playwright: Any, wav: Path) -> Browser:
 
 
 def _open_phone(browser: Browser, demo: Demo, *scripts: str) -> Page:
-    context = browser.new_context()
+    return open_phone(browser.new_context(), demo.base, demo.login, demo.password, *scripts)
+
+
+def open_phone(context: BrowserContext, base: str, email: str, password: str, *scripts: str) -> Page:
+    """Log in on the portal and open /phone, registered (with the test's instrumentation scripts)."""
     for script in (KEEP_CONNECTIONS, RAW_MICROPHONE, *scripts):
         context.add_init_script(script)
     page = context.new_page()
     page.set_default_timeout(20_000)
-    page.goto(f"{demo.base}/login")
-    page.get_by_test_id("login-email").fill(demo.login)
-    page.get_by_test_id("login-password").fill(demo.password)
+    page.goto(f"{base}/login")
+    page.get_by_test_id("login-email").fill(email)
+    page.get_by_test_id("login-password").fill(password)
     page.get_by_test_id("login-submit").click()
     page.wait_for_url(re.compile(r".*/$|.*/\?.*"))
-    page.goto(f"{demo.base}/phone")
+    page.goto(f"{base}/phone")
     expect(page.locator("#phone")).to_have_attribute("data-state", "registered")
     return page
 

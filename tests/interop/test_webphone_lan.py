@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.audio import similarity, speech_wav
-from tests.interop.test_webphone_calls import CHROMIUM, CHROMIUM_ARGS, KEEP_CONNECTIONS, RAW_MICROPHONE
+from tests.interop.test_webphone_calls import CHROMIUM, CHROMIUM_ARGS, open_phone
 from tests.peers.baresip import Baresip, BaresipAccount
 from tests.peers.server import RingwellServer
 
@@ -96,18 +95,8 @@ def test_a_browser_on_another_host_calls_over_the_lan(lan: tuple[str, str, Path]
                     args=[*CHROMIUM_ARGS, "--ignore-certificate-errors",
                           f"--use-file-for-fake-audio-capture={alice_wav}"])
                 try:
-                    context = browser.new_context(ignore_https_errors=True)
-                    for script in (KEEP_CONNECTIONS, RAW_MICROPHONE):
-                        context.add_init_script(script)
-                    page = context.new_page()
-                    page.set_default_timeout(20_000)
-                    page.goto(f"{server.base_url}/login")
-                    page.get_by_test_id("login-email").fill(logins.email)
-                    page.get_by_test_id("login-password").fill(logins.password)
-                    page.get_by_test_id("login-submit").click()
-                    page.wait_for_url(re.compile(r".*/$|.*/\?.*"))
-                    page.goto(f"{server.base_url}/phone")
-                    expect(page.locator("#phone")).to_have_attribute("data-state", "registered")
+                    page = open_phone(browser.new_context(ignore_https_errors=True), server.base_url,
+                                      logins.email, logins.password)
                     page.locator("#dial-input").fill("102")
                     page.locator("#call-button").click()
                     bob.wait_event("CALL_ESTABLISHED", timeout=15)
