@@ -417,3 +417,14 @@ class BlobStore:
     async def shred(self, org_id: str) -> int:
         """Crypto-shred the org: destroy its data keys; its blobs (rows and files) stay but never decrypt."""
         return await self._keys.destroy(org_id)
+
+    async def search_key(self, org_id: str) -> bytes:
+        """The org's 32-byte key for blind indexes (keyed hashes of words, e.g. of transcripts).
+
+        ``HKDF-SHA256(org data key, info="ringwell search v1" | org_id)`` of the org's active data key:
+        stable while that key lives, unrelated to any file key, and gone with it — after
+        :meth:`shred` a new data key gives a new search key, so an old index matches nothing.
+        """
+        key = await self._keys.active_key(org_id)
+        info = b"\x00".join((b"ringwell search v1", org_id.encode()))
+        return HKDF(algorithm=SHA256(), length=32, salt=None, info=info).derive(key.secret)

@@ -32,7 +32,9 @@ def password(user: str) -> str:
 @pytest.fixture(scope="module")
 def ringwell(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ringwell-calls")
-    server = RingwellServer(tmp, extra_env={"RINGWELL_MIN_EXPIRES": "1"})
+    # No mailboxes: these scenarios are what a caller gets when nobody answers (486, 480, 408...);
+    # with voicemail on the box would answer them (tests/interop/test_voicemail_dnd.py).
+    server = RingwellServer(tmp, extra_env={"RINGWELL_MIN_EXPIRES": "1", "RINGWELL_VOICEMAIL_ENABLED": "false"})
     server.start()
     try:
         server.add_users("Acme", ACME, password)

@@ -44,7 +44,8 @@ class Demo:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Iterator[Demo]:
     tmp = tmp_path_factory.mktemp("phone")
-    server = RingwellServer(tmp)
+    # No mailboxes: the page must show what an unreachable extension looks like (480 at once).
+    server = RingwellServer(tmp, extra_env={"RINGWELL_VOICEMAIL_ENABLED": "false"})
     server.data_dir.mkdir(parents=True, exist_ok=True)
     logins = server.setup_demo()
     with server:

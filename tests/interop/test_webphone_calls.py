@@ -138,7 +138,10 @@ def demo(tmp_path_factory) -> Iterator[Demo]:
     # baresip ends a call when its file ends: long enough for every test's call
     bob_wav = speech_wav(tmp / "bob.wav", " ".join(["Good morning, you have reached Bob at the plumbing workshop "
                                                     "downtown, how can I help you today?"] * 5))
-    server = RingwellServer(tmp, extra_env={"RINGWELL_WEBRTC_ICE_ADDRESSES": LOOPBACK})
+    # No mailboxes: a declined call must reach the caller as 486 (with voicemail on, the box would
+    # answer it instead: tests/interop/test_voicemail_dnd.py).
+    server = RingwellServer(tmp, extra_env={"RINGWELL_WEBRTC_ICE_ADDRESSES": LOOPBACK,
+                                            "RINGWELL_VOICEMAIL_ENABLED": "false"})
     with server:
         base = f"http://{LOOPBACK}:{server.http_port}"
         logins = server.setup_demo()

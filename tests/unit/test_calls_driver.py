@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace as NS
 
+from ringwell.features.accounts.repository import Reachable
 from ringwell.pbx.call import CallConfig
 from ringwell.pbx.calls import CallManager
 from ringwell.transport.source import Source
@@ -90,7 +91,7 @@ async def test_cancel_during_the_dial_plan_lookup_rings_nobody():
 
     async def directory(org_id, dialled):
         await gate.wait()
-        return NS(user_id="u-bob", extension="201", credential_ids=("c1",), ring_timeout=30)
+        return Reachable("u-bob", "201", ("c1",), 30)
 
     calls, sip, relay, records = manager(directory)
     invite = caller_invite()
@@ -109,7 +110,7 @@ async def test_cancel_during_the_dial_plan_lookup_rings_nobody():
 
 async def test_a_call_that_cannot_start_releases_its_ports_and_closes_its_record():
     async def directory(org_id, dialled):
-        return NS(user_id="u-bob", extension="201", credential_ids=("c1",), ring_timeout=30)
+        return Reachable("u-bob", "201", ("c1",), 30)
 
     def broken_lookup(credential_id, now):
         raise RuntimeError("location service down")
@@ -122,4 +123,19 @@ async def test_a_call_that_cannot_start_releases_its_ports_and_closes_its_record
     assert calls.active == 0
     (record,) = records.closed
     assert (record.disposition, record.sip_status) == ("failed", 500)
+    await calls.stop()
+
+
+async def test_do_not_disturb_without_a_mailbox_is_busy_and_rings_nothing():
+    async def directory(org_id, dialled):
+        return Reachable("u-bob", "201", ("c1",), 30, voicemail=True, dnd=True)  # the server has no boxes
+
+    calls, sip, relay, records = manager(directory)
+    calls.invite(caller_invite(), TXN, Source("udp", "192.0.2.10", 5062), CALLER)
+    await asyncio.sleep(0.01)
+    assert sip.statuses == [486] and sip.sent == [], "no device may ring"
+    assert [s.closed for s in relay.sessions] == [True] and calls.active == 0
+    (record,) = records.closed
+    assert (record.disposition, record.hangup_by, record.sip_status, record.sip_reason) == (
+        "busy", "callee", 486, "Do not disturb")
     await calls.stop()

@@ -47,6 +47,10 @@ class User(Base):
     extension: Mapped[str] = mapped_column(String(32))
     ring_timeout: Mapped[int] = mapped_column(default=30, server_default="30")  # seconds before "no answer"
     voicemail_email: Mapped[bool] = mapped_column(default=True, server_default=true())  # email new messages
+    # Unanswered calls go to the user's mailbox (off: they fail as 480/486/408); do-not-disturb sends
+    # every call straight there without ringing a device (or refuses it 486 when the mailbox is off).
+    voicemail_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
+    dnd: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Portal login (issue 5). A user created for a phone only has no password and cannot log in.
     name: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")  # auth.permissions.Role

@@ -210,6 +210,8 @@ class Reachable:
     extension: str
     credential_ids: tuple[str, ...]
     ring_timeout: int
+    voicemail: bool = True  # unanswered calls go to the user's mailbox (when the server has voicemail)
+    dnd: bool = False  # do-not-disturb: no device rings; the mailbox answers, or the call is busy (486)
 
 
 async def reachable(session: AsyncSession, org_id: str, dialled: str) -> Reachable | None:
@@ -226,4 +228,5 @@ async def reachable(session: AsyncSession, org_id: str, dialled: str) -> Reachab
         if user is None or user.org_id != org_id:
             return None
     creds = await session.execute(select(SipCredential.id).where(SipCredential.user_id == user.id))
-    return Reachable(user.id, user.extension, tuple(creds.scalars().all()), user.ring_timeout)
+    return Reachable(user.id, user.extension, tuple(creds.scalars().all()), user.ring_timeout,
+                     voicemail=user.voicemail_enabled, dnd=user.dnd)

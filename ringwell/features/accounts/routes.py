@@ -38,7 +38,7 @@ from ringwell.features.auth.errors import PermissionDenied
 from ringwell.features.auth.permissions import Role, grants
 from ringwell.features.auth.tokens import Identity
 from ringwell.storage.cursor import decode_cursor, encode_cursor
-from ringwell.web.deps import Scope, operator_scope, org_scope, services
+from ringwell.web.deps import Scope, operator_scope, org_scope, require_identity, services
 from ringwell.web.errors import ErrorBody
 
 __all__ = ["router"]
@@ -170,20 +170,40 @@ async def get_user(request: Request, scope: Annotated[Scope, Depends(org_scope("
     return UserOut.of(await services(request).accounts.user(scope.org.id, user_id))
 
 
+# What a user may change on themselves without users.write (their own calls, nobody else's).
+_SELF_SERVICE = frozenset({"voicemail_enabled", "dnd"})
+_users_write = org_scope("users.write")
+_users_read = org_scope("users.read")
+
+
+async def _user_change_scope(request: Request, org_id: str, user_id: UserId) -> Scope:
+    """users.write, except for a logged-in user's own record (then users.read, and the route
+    allows only the ``_SELF_SERVICE`` fields): another org stays as hidden as before."""
+    identity = await require_identity(request)
+    if identity.org_id == org_id and identity.user_id == user_id and identity.api_key_id is None:
+        return await _users_read(request, org_id)
+    return await _users_write(request, org_id)
+
+
 @router.patch("/orgs/{org_id}/users/{user_id}", response_model=UserOut, operation_id="update_user", tags=["users"],
               responses=_CONFLICT,
-              summary="Change a user's name, ring timeout or role (permission users.write; a role change "
-                      "needs users.roles, never grants a role above your own and keeps an owner)")
-async def update_user(request: Request, body: UserPatch, scope: Annotated[Scope, Depends(org_scope("users.write"))],
+              summary="Change a user's name, ring timeout, role, mailbox or do-not-disturb (permission "
+                      "users.write, or your own user for voicemail_enabled and dnd; a role change needs "
+                      "users.roles, never grants a role above your own and keeps an owner)")
+async def update_user(request: Request, body: UserPatch, scope: Annotated[Scope, Depends(_user_change_scope)],
                       user_id: UserId) -> UserOut:
+    """Needs users.write; a logged-in user may change their own ``voicemail_enabled`` and ``dnd``
+    with users.read alone."""
     sent = body.model_fields_set
+    if not sent <= _SELF_SERVICE and not grants(scope.identity.permissions, "users.write"):
+        raise PermissionDenied("your role does not allow this (users.write)", {"permission": "users.write"})
     if body.role is not None and not grants(scope.identity.permissions, "users.roles"):
         raise PermissionDenied("your role does not allow changing roles (users.roles)",
                                {"permission": "users.roles"})
     view: UserView = await services(request).accounts.update_user(
         scope.org.id, user_id, granter_role=_granter(scope.identity),
         name=body.name if "name" in sent else UNSET, ring_timeout=body.ring_timeout, role=body.role,
-        voicemail_email=body.voicemail_email,
+        voicemail_email=body.voicemail_email, voicemail_enabled=body.voicemail_enabled, dnd=body.dnd,
         audit=_audit(request, scope, "users.role_change" if body.role is not None else "users.update", "user"),
     )
     return UserOut.of(view)

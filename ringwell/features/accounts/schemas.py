@@ -87,6 +87,8 @@ class UserOut(BaseModel):
     role: RoleName
     ring_timeout: int = Field(description="seconds a call rings this user's devices before it is not answered")
     voicemail_email: bool = Field(description="new voicemail is emailed to the user (with its transcript)")
+    voicemail_enabled: bool = Field(description="unanswered calls go to the user's mailbox (off: they fail)")
+    dnd: bool = Field(description="do-not-disturb: no device rings; calls go to the mailbox (busy without one)")
     sip_username: str = Field(description="the SIP account of the user's phones (\"\" when none)")
     portal_access: bool = Field(description="whether the user can log in to the portal (invited)")
     email_verified: bool
@@ -99,7 +101,8 @@ class UserOut(BaseModel):
         user = view.user
         return cls(
             id=user.id, email=user.email, extension=user.extension, name=user.name, role=user.role,  # type: ignore[arg-type]
-            ring_timeout=user.ring_timeout, voicemail_email=user.voicemail_email, sip_username=view.sip_username,
+            ring_timeout=user.ring_timeout, voicemail_email=user.voicemail_email,
+            voicemail_enabled=user.voicemail_enabled, dnd=user.dnd, sip_username=view.sip_username,
             portal_access=user.login_email is not None, email_verified=user.email_verified_at is not None,
             mfa_enabled=user.mfa_enabled_at is not None, disabled=user.disabled_at is not None,
             created_at=user.created_at,
@@ -121,12 +124,16 @@ class UserCreate(_Request):
 
 
 class UserPatch(_Request):
-    """Only the fields sent change; a role change needs users.roles."""
+    """Only the fields sent change; a role change needs users.roles. A user may change their own
+    ``voicemail_enabled`` and ``dnd`` without users.write."""
 
     name: str | None = Field(None, max_length=200, pattern=_TEXT)
     ring_timeout: int | None = Field(None, ge=1, le=600)
     role: RoleName | None = None
     voicemail_email: bool | None = Field(None, description="email new voicemail to the user")
+    voicemail_enabled: bool | None = Field(None, description="unanswered calls go to the user's mailbox")
+    dnd: bool | None = Field(None, description="do-not-disturb: ring no device (the user may set these two "
+                                                "on themselves)")
 
 
 class UserPage(BaseModel):

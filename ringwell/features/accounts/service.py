@@ -415,8 +415,9 @@ class AccountsService:
     async def update_user(self, org_id: str, user_id: str, *, granter_role: str,
                           name: str | Literal[_Unset.UNSET] | None = UNSET, ring_timeout: int | None = None,
                           role: str | None = None, voicemail_email: bool | None = None,
+                          voicemail_enabled: bool | None = None, dnd: bool | None = None,
                           audit: AuditHook | None = None) -> UserView:
-        """Change a user's name, ring timeout and/or role.
+        """Change a user's name, ring timeout, role, mailbox switch and/or do-not-disturb.
 
         A role change is checked with ``check_grant``, and refused with ``LastOwner`` when it
         would leave the org without an owner. ``audit`` gets ``{"changes": {field: [old, new]}}``.
@@ -444,6 +445,12 @@ class AccountsService:
             if voicemail_email is not None and voicemail_email != user.voicemail_email:
                 changes["voicemail_email"] = [user.voicemail_email, voicemail_email]
                 user.voicemail_email = voicemail_email
+            if voicemail_enabled is not None and voicemail_enabled != user.voicemail_enabled:
+                changes["voicemail_enabled"] = [user.voicemail_enabled, voicemail_enabled]
+                user.voicemail_enabled = voicemail_enabled
+            if dnd is not None and dnd != user.dnd:
+                changes["dnd"] = [user.dnd, dnd]
+                user.dnd = dnd
             if role is not None and role != user.role:
                 check_grant(org.kind, granter_role, role, user.role)
                 if user.role == Role.OWNER.value:

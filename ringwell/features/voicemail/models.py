@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ringwell.storage.base import Base, new_id
 
-__all__ = ["Folder", "TranscriptStatus", "Voicemail"]
+__all__ = ["Folder", "TranscriptStatus", "Voicemail", "VoicemailTerm"]
 
 
 class Folder(StrEnum):
@@ -49,3 +49,18 @@ class Voicemail(Base):
     folder: Mapped[str] = mapped_column(String(8), default=Folder.NEW.value)
     read_at: Mapped[datetime | None]
     retention_until: Mapped[datetime] = mapped_column(index=True)
+
+
+class VoicemailTerm(Base):
+    """One word of a message's transcript, as a keyed hash (blind index, ``voicemail.search``).
+
+    ``term`` is hex HMAC-SHA256 under the org's search key: equal words give equal hashes within
+    one org, and nothing of the word is stored. Goes with its message (cascade).
+    """
+
+    __tablename__ = "voicemail_terms"
+    __table_args__ = (Index("ix_voicemail_terms_org_term", "org_id", "term"),)
+
+    voicemail_id: Mapped[str] = mapped_column(ForeignKey("voicemails.id", ondelete="CASCADE"), primary_key=True)
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ringwell.features.voicemail.models import Folder, Voicemail
@@ -19,9 +20,11 @@ async def get(session: AsyncSession, org_id: str, voicemail_id: str) -> Voicemai
 
 
 async def list_messages(session: AsyncSession, org_id: str, user_id: str | None, folder: Folder | None,
-                        limit: int) -> Sequence[Voicemail]:
-    """Newest first."""
+                        limit: int, *, only: Select[Any] | None = None) -> Sequence[Voicemail]:
+    """Newest first; ``only``: a query of the message ids to keep (a search)."""
     query = select(Voicemail).where(Voicemail.org_id == org_id)
+    if only is not None:
+        query = query.where(Voicemail.id.in_(only))
     if user_id is not None:
         query = query.where(Voicemail.user_id == user_id)
     if folder is not None:

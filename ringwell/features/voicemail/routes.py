@@ -78,9 +78,12 @@ async def list_voicemails(
     user_id: Annotated[str | None, Query(min_length=1, max_length=36, description="One user's mailbox")] = None,
     folder: Annotated[Folder | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
+    q: Annotated[str | None, Query(min_length=1, max_length=200,
+                                   description="Only messages whose transcript has every word of this "
+                                               "(numbers compared as digits: \"312 704\")")] = None,
 ) -> VoicemailList:
     own = _own_mailbox_only(scope)
-    rows = await service.list(scope.org.id, own if own is not None else user_id, folder, limit=limit)
+    rows = await service.list(scope.org.id, own if own is not None else user_id, folder, limit=limit, query=q)
     return VoicemailList(items=[VoicemailOut.of(row) for row in rows])
 
 

@@ -16,14 +16,22 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from ringwell.blobs import BlobKind, BlobStore, OpenBlob
 from ringwell.features.accounts.models import User
 from ringwell.features.voicemail import repository as repo
 from ringwell.features.voicemail.errors import InvalidVoicemail, TranscriptNotReady, VoicemailNotFound
-from ringwell.features.voicemail.models import Folder, TranscriptStatus, Voicemail
+from ringwell.features.voicemail.models import Folder, TranscriptStatus, Voicemail, VoicemailTerm
+from ringwell.features.voicemail.search import (
+    MAX_QUERY_TERMS,
+    hashed,
+    matching,
+    query_terms,
+    replace_terms,
+    terms_of,
+)
 
 __all__ = ["MIN_SECONDS", "SAMPLE_RATE", "VoicemailService", "pcm_to_wav"]
 
@@ -111,10 +119,20 @@ class VoicemailService:
         return counts.get(Folder.NEW.value, 0), counts.get(Folder.SAVED.value, 0)
 
     async def list(self, org_id: str, user_id: str | None = None, folder: Folder | None = None, *,
-                   limit: int = MAX_LIST) -> Sequence[Voicemail]:
-        """The org's messages (or one mailbox's), newest first."""
+                   limit: int = MAX_LIST, query: str | None = None) -> Sequence[Voicemail]:
+        """The org's messages (or one mailbox's), newest first; with ``query``, only those whose
+        transcript has every word of it (through the blind index, ``voicemail.search``)."""
+        only = None
+        if query is not None:
+            terms = query_terms(query)
+            if not terms:
+                raise InvalidVoicemail("the search has no words or digits", {"field": "q"})
+            if len(terms) > MAX_QUERY_TERMS:
+                raise InvalidVoicemail(f"search for at most {MAX_QUERY_TERMS} words", {"field": "q"})
+            only = matching(org_id, hashed(await self._blobs.search_key(org_id), terms))
         async with self._sessions() as session:
-            return await repo.list_messages(session, org_id, user_id, folder, min(max(limit, 1), MAX_LIST))
+            return await repo.list_messages(session, org_id, user_id, folder, min(max(limit, 1), MAX_LIST),
+                                            only=only)
 
     async def get(self, org_id: str, voicemail_id: str) -> Voicemail:
         async with self._sessions() as session:
@@ -142,11 +160,13 @@ class VoicemailService:
         return (await self._blobs.read_all(org_id, row.transcript_blob_id)).decode("utf-8")
 
     async def set_transcript(self, org_id: str, voicemail_id: str, text: str | None) -> Voicemail:
-        """Store the transcription's result (None: it failed)."""
+        """Store the transcription's result (None: it failed) and its words' blind index."""
         row = await self.get(org_id, voicemail_id)
         old_blob = row.transcript_blob_id
         blob_id: str | None = None
+        hashes: set[str] = set()
         if text is not None:
+            hashes = hashed(await self._blobs.search_key(org_id), terms_of(text))
             ref = await self._blobs.put(org_id, BlobKind.TRANSCRIPT, text.encode("utf-8"), content_type=_TEXT_TYPE,
                                         retention_until=row.retention_until)
             blob_id = ref.id
@@ -158,6 +178,7 @@ class VoicemailService:
                 raise VoicemailNotFound("no such voicemail", {"voicemail_id": voicemail_id})
             current.transcript_blob_id = blob_id
             current.transcript_status = (TranscriptStatus.FAILED if text is None else TranscriptStatus.DONE).value
+            await replace_terms(session, org_id, voicemail_id, hashes)
             row = current
         if old_blob is not None and old_blob != blob_id:
             await self._blobs.delete(org_id, old_blob)
@@ -178,12 +199,15 @@ class VoicemailService:
         return row
 
     async def delete(self, org_id: str, voicemail_id: str) -> None:
-        """Remove the message's files, then its row. A second delete is VoicemailNotFound."""
+        """Remove the message's files, then its search terms and row. A second delete is VoicemailNotFound."""
         row = await self.get(org_id, voicemail_id)
         for blob_id in (row.audio_blob_id, row.transcript_blob_id):
             if blob_id is not None:
                 await self._blobs.delete(org_id, blob_id)
         async with self._sessions() as session, session.begin():
+            await session.execute(delete(VoicemailTerm).where(
+                VoicemailTerm.org_id == org_id, VoicemailTerm.voicemail_id == voicemail_id).execution_options(
+                synchronize_session=False))
             result = await session.execute(delete(Voicemail).where(
                 Voicemail.org_id == org_id, Voicemail.id == voicemail_id).execution_options(
                 synchronize_session=False))
@@ -191,6 +215,19 @@ class VoicemailService:
             raise VoicemailNotFound("no such voicemail", {"voicemail_id": voicemail_id})
         log.info("voicemail %s of user %s deleted", voicemail_id, row.user_id)
         self._changed(row.user_id)
+
+    async def pending_transcripts(self, received_before: datetime, *, after: tuple[datetime, str] | None = None,
+                                  limit: int = 100) -> Sequence[Voicemail]:
+        """Messages of every org still waiting for a transcript, oldest first, received before
+        ``received_before``; ``after`` is the (received_at, id) of the previous page's last one."""
+        query = select(Voicemail).where(Voicemail.transcript_status == TranscriptStatus.PENDING.value,
+                                        Voicemail.received_at < received_before)
+        if after is not None:
+            query = query.where(tuple_(Voicemail.received_at, Voicemail.id) > tuple_(*after))
+        query = query.order_by(Voicemail.received_at, Voicemail.id).limit(limit)
+        async with self._sessions() as session:
+            rows: Sequence[Voicemail] = (await session.execute(query)).scalars().all()
+        return rows
 
     async def purge_expired(self, now: datetime, *, batch: int = 500) -> int:
         """Delete every message (files, then row) whose retention deadline has passed. Returns how many."""

@@ -1,4 +1,4 @@
-"""Portal pages of the logged-in user's settings: profile (name, phone, email, password), security
+"""Portal pages of the logged-in user's settings: profile (name, calls, phone, email, password), security
 (TOTP two-step verification, recovery codes) and the organization's API keys.
 
 Every form posts the session's CSRF token (checked by ``page_identity``) and redirects after
@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ringwell.errors import DomainError, RateLimited
 from ringwell.features.accounts.errors import OrganizationNotFound
@@ -29,6 +30,7 @@ PageIdentity = Annotated[Identity, Depends(page_identity)]
 
 _DONE = {
     "profile": "Your name was saved.",
+    "calls": "Your call settings were saved.",
     "phone": "Your phone number was saved. A notice went to your email address.",
     "email": "We sent a link to the new address: the change takes effect when you follow it. "
              "Your current address was told about the request.",
@@ -77,8 +79,10 @@ def _with_retry(response: HTMLResponse, exc: DomainError) -> HTMLResponse:
 async def _profile(request: Request, identity: Identity, *, form: str | None = None, error: str | None = None,
                    status_code: int = 200) -> HTMLResponse:
     account = await services(request).auth.account(_user_id(identity))
+    calls = (await services(request).accounts.user(identity.org_id, _user_id(identity))).user
     return render(request, "settings/profile.html", {
-        "account": account, "sub_nav": settings_nav(identity), "done": _done(request), "error_form": form,
+        "account": account, "calls": calls, "sub_nav": settings_nav(identity), "done": _done(request),
+        "error_form": form,
         "error": error, "min_password": MIN_PASSWORD_LENGTH, "max_password": MAX_PASSWORD_LENGTH,
     }, status_code=status_code)
 
@@ -98,6 +102,27 @@ async def update_profile(request: Request, identity: PageIdentity) -> Response:
         return _with_retry(await _profile(request, identity, form="profile", error=exc.message,
                                           status_code=exc.status), exc)
     return _redirect("/settings?done=profile")
+
+
+@router.post("/settings/calls", response_class=HTMLResponse)
+async def update_calls(request: Request, identity: PageIdentity) -> Response:
+    """The user's own mailbox switch and do-not-disturb (checkboxes: absent is off), audited."""
+    form = await request.form()
+    web = services(request)
+    actor = actor_of(request, identity)
+
+    async def audit(session: AsyncSession, target_id: str, details: dict[str, Any]) -> None:
+        await web.audit.record("users.update", actor, org_id=identity.org_id, target_type="user",
+                               target_id=target_id, details=details, session=session)
+
+    try:
+        await web.accounts.update_user(identity.org_id, _user_id(identity), granter_role=identity.role,
+                                       voicemail_enabled=form.get("voicemail_enabled") == "on",
+                                       dnd=form.get("dnd") == "on", audit=audit)
+    except DomainError as exc:
+        return _with_retry(await _profile(request, identity, form="calls", error=exc.message,
+                                          status_code=exc.status), exc)
+    return _redirect("/settings?done=calls")
 
 
 @router.post("/settings/phone", response_class=HTMLResponse)
