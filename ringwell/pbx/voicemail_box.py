@@ -11,21 +11,30 @@ Once answered, the box plays the greeting, a beep, and records until the caller 
 presses ``#``, reaches the length limit or hangs up; what it recorded goes to ``deposit`` (the
 voicemail slice: under one second is discarded there). A box that finishes first hangs up with
 a BYE of its own into the call.
+
+A box in ``ACCESS`` mode is the owner calling in (``*97``, launched by ``CallManager`` as a call
+whose only target is the box): instead of the greeting it runs the mailbox menu
+(:mod:`ringwell.pbx.voicemail_menu`: PIN, messages, greeting). A deposit box plays the user's
+custom greeting when there is one (``Mailbox.greeting_pcm``, else looked up through
+``mailboxes``), the spoken text greeting otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ringwell.features.audit.service import Actor
 from ringwell.media.apps import MediaEndpoint, StopReason
 from ringwell.media.ports import PortPool
 from ringwell.media.prompts import PromptCache
 from ringwell.pbx.call import Call, Respond, SendRequest, Target, Transmit
+from ringwell.pbx.voicemail_menu import MailboxMenu
 from ringwell.sip.dialog import new_branch
 from ringwell.sip.errors import RemoteProtocolError
 from ringwell.sip.message import Request, parse_message
@@ -35,15 +44,21 @@ from ringwell.transport.source import Source
 from ringwell.webrtc.sdp import G711, direction_of, mirrored, plain_description
 
 if TYPE_CHECKING:
+    from ringwell.features.voicemail.mailbox import MailboxService
     from ringwell.pbx.calls import CallManager
 
-__all__ = ["LOCAL", "Deposit", "LocalTxn", "Mailbox", "VoicemailBoxes"]
+__all__ = ["LOCAL", "BoxMode", "Deposit", "LocalTxn", "Mailbox", "VoicemailBoxes"]
 
 log = logging.getLogger(__name__)
 
 LOCAL = "local"  # the transport of a box's flow: in-process, no socket
 INITIAL_SILENCE = 10.0  # seconds a caller may stay silent after the beep before the box gives up
 GOODBYE = "Thank you. Your message has been recorded. Goodbye."
+
+
+class BoxMode(enum.Enum):
+    DEPOSIT = "deposit"  # a caller leaves a message
+    ACCESS = "access"  # the owner listens (``*97``): the mailbox menu
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +69,8 @@ class Mailbox:
     user_id: str
     extension: str
     greeting: str | None = None  # None: "the person at extension … is not available"
+    mode: BoxMode = BoxMode.DEPOSIT
+    greeting_pcm: bytes | None = field(default=None, repr=False)  # a custom greeting, 16-bit 8 kHz mono
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +120,8 @@ class VoicemailBoxes:
         self._boxes: dict[str, _Box] = {}  # by the leg's SIP Call-ID
         self._origin = Origin("ringwell", str(secrets.randbelow(2**62)), 1, local_host)
         self.deposited = 0
+        # PINs, messages and custom greetings (the server sets it); None: default greetings, no menu.
+        self.mailboxes: MailboxService | None = None
 
     def target(self, mailbox: Mailbox) -> Target:
         contact = f"sip:vm-{mailbox.extension}-{secrets.token_hex(4)}@voicemail.invalid"
@@ -200,10 +219,15 @@ class VoicemailBoxes:
         endpoint = box.endpoint
         mailbox = box.mailbox
         try:
-            text = mailbox.greeting or (f"The person at extension {' '.join(mailbox.extension)} is not available. "
-                                        "Please leave a message after the tone.")
-            greeting = await self._prompts.render(text)
-            if await endpoint.play(greeting.pcm, stop_digits="#") is StopReason.HANGUP:
+            if mailbox.mode is BoxMode.ACCESS:
+                await self._menu(box)
+                return
+            greeting = mailbox.greeting_pcm or await self._custom_greeting(mailbox)
+            if greeting is None:
+                text = mailbox.greeting or (f"The person at extension {' '.join(mailbox.extension)} is not available. "
+                                            "Please leave a message after the tone.")
+                greeting = (await self._prompts.render(text)).pcm
+            if await endpoint.play(greeting, stop_digits="#") is StopReason.HANGUP:
                 return
             if await endpoint.beep() is StopReason.HANGUP:
                 return
@@ -227,6 +251,29 @@ class VoicemailBoxes:
         finally:
             endpoint.close()
             self._boxes.pop(box.invite.call_id, None)
+
+    async def _custom_greeting(self, mailbox: Mailbox) -> bytes | None:
+        if self.mailboxes is None:
+            return None
+        try:
+            return await self.mailboxes.greeting(mailbox.org_id, mailbox.user_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a greeting that cannot be read must not lose the caller's message
+            log.exception("voicemail greeting of user %s unreadable: the default one plays", mailbox.user_id)
+            return None
+
+    async def _menu(self, box: _Box) -> None:
+        """The owner in their mailbox (``*97``); the box hangs up when the menu is done."""
+        mailbox = box.mailbox
+        if self.mailboxes is None:
+            log.warning("call %s: mailbox access without a mailbox service", box.call.id)
+        else:
+            actor = Actor(user_id=mailbox.user_id, org_id=mailbox.org_id, ip=box.call.inbound.flow.host,
+                          user_agent="phone *97")
+            await MailboxMenu(box.endpoint, self._prompts, self.mailboxes, org_id=mailbox.org_id,
+                              user_id=mailbox.user_id, actor=actor).run()
+        self._hang_up(box)
 
     def _hang_up(self, box: _Box) -> None:
         """A BYE from the box into the call, as the callee's phone would send it."""

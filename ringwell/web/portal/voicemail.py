@@ -1,4 +1,4 @@
-"""Portal pages: voicemail — list, play, download, mark read, delete.
+"""Portal pages: voicemail — list, search the transcripts, play, download, mark read, delete.
 
 Permissions and scope as in the API (:mod:`ringwell.features.voicemail.routes`, whose helpers
 this reuses): ``voicemail.read`` lists and plays, ``voicemail.write`` marks read and deletes; a
@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
 from ringwell.features.auth.tokens import Identity
-from ringwell.features.voicemail.errors import TranscriptNotReady, VoicemailNotFound
+from ringwell.features.voicemail.errors import InvalidVoicemail, TranscriptNotReady, VoicemailNotFound
 from ringwell.features.voicemail.models import Folder, TranscriptStatus, Voicemail
 from ringwell.features.voicemail.routes import (
     audio_response,
@@ -30,6 +30,7 @@ from ringwell.features.voicemail.routes import (
 from ringwell.features.voicemail.service import VoicemailService
 from ringwell.web.deps import actor_of
 from ringwell.web.portal.common import can, page_identity, services
+from ringwell.web.portal.mailbox import mailbox_panel
 from ringwell.web.portal.pages import need, org_of, show
 
 __all__ = ["router"]
@@ -88,7 +89,8 @@ async def _row(service: VoicemailService, message: Voicemail, mailboxes: dict[st
 
 @router.get("/voicemail", response_class=HTMLResponse)
 async def voicemail_page(request: Request, identity: PageIdentity,
-                         user: Annotated[str | None, Query(max_length=36)] = None) -> HTMLResponse:
+                         user: Annotated[str | None, Query(max_length=36)] = None,
+                         q: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
     need(identity, "voicemail.read")
     org = await org_of(request, identity)
     web = services(request)
@@ -101,14 +103,19 @@ async def voicemail_page(request: Request, identity: PageIdentity,
         users = [(v.user.id, f"{v.user.extension} · {v.user.name or v.user.email}") for v in views]
         mailboxes = dict(users)
     chosen = "" if own is not None else (user or "")
-    messages = await service.list(org.id, own if own is not None else chosen or None, limit=LIMIT)
+    search = (q or "").strip()
+    try:
+        messages = await service.list(org.id, own if own is not None else chosen or None, limit=LIMIT,
+                                      query=search or None)
+    except InvalidVoicemail:  # a search without words or digits finds nothing
+        messages = []
     rows = [await _row(service, m, mailboxes) for m in messages]
     done = request.query_params.get("done", "")
     return show(request, "voicemail/list.html", {
-        "rows": rows, "users": users, "user": chosen, "own": own is not None,
+        "rows": rows, "users": users, "user": chosen, "q": search, "own": own is not None,
         "writable": can(identity, "voicemail.write"), "new_count": sum(1 for r in rows if r.new),
         "back": f"/voicemail?{urlencode({'user': chosen})}" if chosen else "/voicemail",
-        "now": datetime.now(UTC),
+        "now": datetime.now(UTC), "mailbox": await mailbox_panel(request, identity),
     }, flash=_DONE.get(done))
 
 
