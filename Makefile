@@ -2,7 +2,7 @@
 BIN := .venv/bin
 DATA ?= data
 
-.PHONY: run test check peers phone-bundle bench bench-register bench-calls bench-media bench-rating bench-api bench-webrtc bench-transcribe clean
+.PHONY: run test check peers phone-bundle bench bench-register bench-calls bench-media bench-recording bench-rating bench-api bench-webrtc bench-transcribe clean
 
 .venv/.run: pyproject.toml scripts/venv.sh
 	@scripts/venv.sh
@@ -35,7 +35,7 @@ phone-bundle:
 	cd frontend && npm ci --ignore-scripts --no-audit --no-fund && npm run build
 
 ## bench: every benchmark (results go to bench/RESULTS.md)
-bench: bench-register bench-calls bench-media bench-rating bench-api bench-webrtc bench-transcribe
+bench: bench-register bench-calls bench-media bench-recording bench-rating bench-api bench-webrtc bench-transcribe
 
 bench-register: .venv/.test peers
 	$(BIN)/python -m bench.register
@@ -60,6 +60,10 @@ bench-calls: .venv/.test peers bench/out/sippy-venv/.installed-$(SIPPY_VERSION)
 ## bench-media: concurrent G.711 calls through Ringwell's media relay and rtpengine (ARGS=...)
 bench-media: .venv/.test peers bench/out/rtpload
 	$(BIN)/python -m bench.media $(ARGS)
+
+## bench-recording: the same calls, each recorded: Ringwell (Ogg/Opus, encrypted) beside rtpengine (pcap) (ARGS=...)
+bench-recording: .venv/.test peers bench/out/rtpload
+	$(BIN)/python -m bench.media --recording $(ARGS)
 
 ## bench-rating: rate 1 M CDRs against a 100 000-prefix deck, beside the same rating in PostgreSQL (ARGS=...)
 bench-rating: .venv/.test

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.media [--only ringwell|rtpengine] [--no-record] [--pin] [--keep]
                                     [--sizes 100,250,...] [--max-calls N] [--measure-seconds S]
+                                    [--recording]
 
 Each call is two RTP streams (A→B and B→A), one 172-byte PCMU packet every 20 ms each
 (50 packets/s per direction, 100 packets/s through the relay per call), from
@@ -41,9 +42,18 @@ The generator shares the machine with the relay: on 2 cores it takes 0.5–0.9 o
 at 1000 calls (mostly waking the relay), so beyond ~1500 calls the figures are the
 machine's limit ("generator behind" in the step line), not the relay's.
 
+With ``--recording`` every call is also recorded (``make bench-recording``): Ringwell as a
+recorded call is in ``ringwell serve`` — both sides decoded into a stereo track, encoded to
+Ogg/Opus and encrypted as it is written (``bench/media_server.py --record-dir``); rtpengine with
+``--recording-method=pcap`` and ``record call`` on each offer (its packets written to a pcap file
+as they are, neither decoded nor encoded nor encrypted: the cheapest recording it has without its
+separate recording daemon). The ladder starts lower (recording costs more than relaying).
+
 Last line:
 
     media calls_per_core=<Ringwell's largest clean N> ratio_rtpengine=<Ringwell N / rtpengine N>
+
+(``media_recording ...`` with ``--recording``)
 
 and the run is appended to bench/RESULTS.md.
 """
@@ -79,6 +89,7 @@ RTPLOAD = BENCH_DIR / "out" / "rtpload"
 RTPLOAD_SRC = BENCH_DIR / "rtpload.c"
 
 SIZES = (100, 250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000)
+RECORDING_SIZES = (25, 50, 100, 150, 200, 250, 300, 400, 500, 750, 1000, 1500, 2000)
 WARMUP_SECONDS = 2.0
 MEASURE_SECONDS = 5.0
 MAX_LOSS = 0.001
@@ -207,7 +218,9 @@ def pinned(cpu: str, pin: bool) -> list[str]:
 class Rtpengine:
     name = "rtpengine"
 
-    def __init__(self, workdir: Path, ports: tuple[int, int], seconds: float, pin: bool) -> None:
+    def __init__(self, workdir: Path, ports: tuple[int, int], seconds: float, pin: bool,
+                 recording: bool = False) -> None:
+        self.recording = recording
         self.workdir = workdir
         self.ports = ports
         self.seconds = seconds
@@ -228,6 +241,9 @@ class Rtpengine:
             f"--port-min={self.ports[0]}", f"--port-max={self.ports[1]}",
             "--num-threads=1", "--delete-delay=0", "--timeout=600", "-L", "4",
         ]  # fmt: skip
+        if self.recording:
+            (self.workdir / "recordings").mkdir(exist_ok=True)
+            cmd += [f"--recording-dir={self.workdir / 'recordings'}", "--recording-method=pcap"]
         self.proc = BoundedProcess(cmd, seconds=self.seconds, log_path=self.workdir / "rtpengine.log")
         self.ng = NgClient(self.ng_port, timeout=1.0)
         deadline = time.monotonic() + 10
@@ -252,7 +268,9 @@ class Rtpengine:
         for _ in range(n):
             self.serial += 1
             ids.append(f"bench-{self.serial}")
-        flags = {"ICE": "remove", "replace": ["origin", "session-connection"]}
+        flags: dict[str, Any] = {"ICE": "remove", "replace": ["origin", "session-connection"]}
+        if self.recording:
+            flags["record call"] = "yes"
         offers = self.ng.many(
             [{"command": "offer", "sdp": sdp("a", a_port), "call-id": c, "from-tag": "A", **flags} for c in ids]
         )
@@ -291,7 +309,9 @@ class Rtpengine:
 class RingwellRelay:
     name = "ringwell"
 
-    def __init__(self, workdir: Path, ports: tuple[int, int], seconds: float, pin: bool) -> None:
+    def __init__(self, workdir: Path, ports: tuple[int, int], seconds: float, pin: bool,
+                 recording: bool = False) -> None:
+        self.recording = recording
         self.workdir = workdir
         self.ports = ports
         self.seconds = seconds
@@ -308,6 +328,8 @@ class RingwellRelay:
             *pinned(RELAY_CPU, self.pin), sys.executable, "-m", "bench.media_server",
             "--host", LOOPBACK, "--ports", f"{self.ports[0]}-{self.ports[1]}", "--control", str(self.control),
         ]  # fmt: skip
+        if self.recording:
+            cmd += ["--record-dir", str(self.workdir / "recordings")]
         self.proc = BoundedProcess(cmd, seconds=self.seconds, log_path=self.workdir / "media_server.log", cwd=REPO)
         deadline = time.monotonic() + 20
         while True:
@@ -347,7 +369,9 @@ class RingwellRelay:
         answer = self.request(op="close")
         counters = answer["counters"]
         oddities = {k: v for k, v in counters.items() if k.endswith(("dropped", "errors")) and v}
-        return f"closed {answer['closed']} sessions" + (f", {oddities}" if oddities else "")
+        recorded = (f", {answer['recordings']} recordings ({answer['recorded_bytes'] // 1024} KiB encrypted)"
+                    if "recordings" in answer else "")
+        return f"closed {answer['closed']} sessions" + recorded + (f", {oddities}" if oddities else "")
 
     def stop(self) -> None:
         if self.conn is not None:
@@ -523,7 +547,8 @@ def run_ladder(
     run.capped = True
 
 
-def bench_relay(run: RelayRun, work: Path, sizes: Sequence[int], measure: float, deadline: float, pin: bool) -> None:
+def bench_relay(run: RelayRun, work: Path, sizes: Sequence[int], measure: float, deadline: float, pin: bool,
+                recording: bool = False) -> None:
     most = max(sizes)
     low, high = free_block(most * PORTS_PER_CALL + 64, minimum=min(sizes) * PORTS_PER_CALL + 8)
     fits = (high - low + 1 - 8) // PORTS_PER_CALL
@@ -533,9 +558,9 @@ def bench_relay(run: RelayRun, work: Path, sizes: Sequence[int], measure: float,
     seconds = deadline - time.monotonic() + 60
     relay: Relay
     if run.name == "rtpengine":
-        relay = Rtpengine(work / "rtpengine", (low, high), seconds, pin)
+        relay = Rtpengine(work / "rtpengine", (low, high), seconds, pin, recording)
     else:
-        relay = RingwellRelay(work / "ringwell", (low, high), seconds, pin)
+        relay = RingwellRelay(work / "ringwell", (low, high), seconds, pin, recording)
     run.version = relay.version
     relay.start()
     try:
@@ -566,13 +591,13 @@ def summary(run: RelayRun) -> str:
     )
 
 
-def ratio_line(runs: dict[str, RelayRun]) -> str:
+def ratio_line(runs: dict[str, RelayRun], recording: bool = False) -> str:
     ring, rtpe = runs.get("ringwell"), runs.get("rtpengine")
     ratio = "n/a"
     if ring is not None and rtpe is not None and rtpe.calls_per_core > 0:
         ratio = f"{ring.calls_per_core / rtpe.calls_per_core:.3f}"
     per_core = str(ring.calls_per_core) if ring is not None else "n/a"
-    return f"media calls_per_core={per_core} ratio_rtpengine={ratio}"
+    return f"{'media_recording' if recording else 'media'} calls_per_core={per_core} ratio_rtpengine={ratio}"
 
 
 HEADING = "## `media` (`make bench-media`, `python -m bench.media`)"
@@ -588,10 +613,20 @@ transit through the relay (kernel receive timestamps), added jitter = p99 of per
 """
 
 
-def record(runs: dict[str, RelayRun], argv: Sequence[str], started: dt.datetime, host: str, measure: float) -> None:
+RECORDING_HEADING = "## `media --recording` (`make bench-recording`, `python -m bench.media --recording`)"
+RECORDING_INTRO = """
+As `media`, with every call recorded: Ringwell decodes both sides into a stereo track, encodes it
+to Ogg/Opus and encrypts it as it is written (what `ringwell serve` does for a recorded call);
+rtpengine writes the packets to a pcap file (`--recording-method=pcap`, `record call` per offer),
+neither decoded, encoded nor encrypted — the cheapest recording it has without its recording daemon.
+"""
+
+
+def record(runs: dict[str, RelayRun], argv: Sequence[str], started: dt.datetime, host: str, measure: float,
+           recording: bool = False) -> None:
     versions = [f"{r.name}: {r.version}" for r in runs.values() if r.version]
     out = [
-        f"\n### media, {started:%Y-%m-%d %H:%M} UTC\n",
+        f"\n### media{' --recording' if recording else ''}, {started:%Y-%m-%d %H:%M} UTC\n",
         f"* commit: {git_commit()}",
         f"* machine: {host}",
         f"* relays: {'; '.join(versions)}",
@@ -602,8 +637,11 @@ def record(runs: dict[str, RelayRun], argv: Sequence[str], started: dt.datetime,
     ]
     for run in runs.values():
         out += [f"{run.name:<9} {s.line()}" for s in run.steps]
-    out += [*(summary(r) for r in runs.values()), ratio_line(runs), "```", ""]
-    append_run(RESULTS, HEADING, INTRO, "\n".join(out))
+    out += [*(summary(r) for r in runs.values()), ratio_line(runs, recording), "```", ""]
+    if recording:
+        append_run(RESULTS, RECORDING_HEADING, RECORDING_INTRO, "\n".join(out))
+    else:
+        append_run(RESULTS, HEADING, INTRO, "\n".join(out))
 
 
 # --- main -----------------------------------------------------------------------------
@@ -635,7 +673,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pin", action="store_true", help="pin the relay to CPU 1 and the generator to CPU 0")
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     parser.add_argument("--keep", action="store_true", help="keep relay logs")
+    parser.add_argument("--recording", action="store_true", help="record every call (Ogg/Opus encrypted; pcap)")
     args = parser.parse_args(argv)
+    if args.recording and args.sizes == ",".join(map(str, SIZES)):
+        args.sizes = ",".join(map(str, RECORDING_SIZES))
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     if args.max_calls is not None:
         sizes = [s for s in sizes if s <= args.max_calls]
@@ -648,7 +689,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     host = machine()
     t0 = time.monotonic()
     runs: dict[str, RelayRun] = {}
-    print(f"media relay, G.711 20 ms both ways, sizes {sizes} calls, {args.measure_seconds:g} s windows", flush=True)
+    what = "recorded calls" if args.recording else "calls"
+    print(f"media relay, G.711 20 ms both ways, sizes {sizes} {what}, {args.measure_seconds:g} s windows", flush=True)
     with scratch_dir("ringwell-bench-media-", args.keep) as work:
         for i, name in enumerate(names):
             left = TOTAL_BUDGET_SECONDS - (time.monotonic() - t0)
@@ -656,7 +698,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"== {name}", flush=True)
             runs[name] = run = RelayRun(name)
             try:
-                bench_relay(run, work, sizes, args.measure_seconds, deadline, args.pin)
+                bench_relay(run, work, sizes, args.measure_seconds, deadline, args.pin, args.recording)
             except (RuntimeError, OSError, TimeoutError, subprocess.SubprocessError) as exc:
                 reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
                 print(f"  {name} failed: {reason}", flush=True)
@@ -665,9 +707,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for run in runs.values():
         print(summary(run))
     if not args.no_record:
-        record(runs, sys.argv[1:] if argv is None else list(argv), started, host, args.measure_seconds)
+        record(runs, sys.argv[1:] if argv is None else list(argv), started, host, args.measure_seconds, args.recording)
         print(f"(recorded in {RESULTS.relative_to(REPO)})")
-    print(ratio_line(runs), flush=True)
+    print(ratio_line(runs, args.recording), flush=True)
     return 0 if all(r.best is not None for r in runs.values()) else 1
 
 

@@ -35,8 +35,11 @@ from ringwell.features.fraud.service import FraudService
 from ringwell.features.numbers.service import NumbersService
 from ringwell.features.outbound.service import OrgProfile, OutboundService
 from ringwell.features.rating.service import RatingService
+from ringwell.features.recordings.service import RecordingService
 from ringwell.features.trunks.service import TrunkDirectory, TrunksService
 from ringwell.features.voicemail.email import VoicemailMailer
+from ringwell.features.voicemail.hold_music import HoldMusicService
+from ringwell.features.voicemail.mailbox import MailboxService
 from ringwell.features.voicemail.service import VoicemailService
 from ringwell.features.voicemail.transcripts import TranscriptionJobs
 from ringwell.features.webhooks.calls import CallEvents
@@ -51,6 +54,7 @@ from ringwell.pbx.calls import CachedDirectory, CallManager
 from ringwell.pbx.endpoint import CredentialCache, SipEndpoint
 from ringwell.pbx.mwi import ExpiresPolicy, MwiManager
 from ringwell.pbx.originate import DigitCall
+from ringwell.pbx.recording import CallRecordings
 from ringwell.pbx.registrar import BindingStore, Registrar, RegistrarLimits
 from ringwell.pbx.security import AuthGuard, GuardLimits, open_security_log
 from ringwell.pbx.trunk_connect import TrunkConnections
@@ -253,6 +257,9 @@ class RingwellServer:
         self.voicemail = VoicemailService(self.sessions, self.blobs, on_change=self._mailbox_changed,
                                           retention_days=settings.voicemail_retention_days)
         self.mwi.counts = self.voicemail.counts
+        self.mailboxes = MailboxService(self.sessions, self.voicemail, audit=AuditLog(self.sessions),
+                                        lockout_minutes=settings.voicemail_pin_lockout_minutes)
+        self.hold_music = HoldMusicService(self.blobs)  # hold_music(org_id): the PCM a held call hears
         self.voicemail_mail = VoicemailMailer(self.sessions, self.voicemail, mailer_from(settings), settings.portal_url)
         self.transcripts = TranscriptionJobs(self.voicemail, on_done=self.voicemail_mail.message_ready)
         self.voicemail_purge = Periodic("voicemail-retention", self._purge_voicemail, every=3600.0, first=120.0)
@@ -261,6 +268,13 @@ class RingwellServer:
                 self.calls, ports=self.ports, local_host=local_host_of(settings.bind), prompts=self.prompts,
                 deposit=self._deposit_voicemail, max_seconds=settings.voicemail_max_seconds,
                 silence_seconds=settings.voicemail_silence_seconds)
+            self.calls.voicemail.mailboxes = self.mailboxes  # *97 (PIN, messages) and custom greetings
+        # Call recording: the org's policies decide, every party hears the announcement first,
+        # the audio is encrypted as it is written (pbx.recording, features.recordings).
+        self.recordings = RecordingService(self.sessions, self.blobs,
+                                           retention_days=settings.recording_retention_days)
+        self.calls.recordings = CallRecordings(self.recordings, self.prompts)
+        self.recording_purge = Periodic("recording-retention", self._purge_recordings, every=3600.0, first=150.0)
         self._mwi_tasks: set[asyncio.Task[None]] = set()
         self.accounts.credentials_changed = self._credentials_changed
         self.endpoint.sender = self._sender
@@ -275,6 +289,8 @@ class RingwellServer:
         if self.calls.browsers is not None:
             self.web.webrtc_calls = self.calls.browsers.call_of  # the web phone's quality reports
         self.web.voicemail = self.voicemail
+        self.web.recordings = self.recordings
+        self.web.live_recordings = self.calls.recordings
         self.webphone_purge = Periodic("webphone-purge", self._purge_webphone, every=3600.0, first=60.0)
         self.housekeeping = Housekeeping()
         self.udp: UdpTransport | None = None
@@ -357,6 +373,9 @@ class RingwellServer:
                                               message.pcm, message.call_id)
         if stored is not None:
             self.transcripts.submit(box.org_id, stored.id, message.pcm)
+
+    async def _purge_recordings(self) -> None:
+        await self.recordings.purge_expired(datetime.now(UTC))
 
     async def _purge_voicemail(self) -> None:
         purged = await self.voicemail.purge_expired(datetime.now(UTC))
@@ -488,6 +507,7 @@ class RingwellServer:
         self.renewals.start()
         self.webphone_purge.start()
         self.voicemail_purge.start()
+        self.recording_purge.start()
         self.transcripts.start()
         self.web.webhooks.start(ledger=self.ledger)  # with the ledger: balance.low checks
         routes = [*(stripe_routes(self.payments) if self.payments else ()), self.ws.route()]
@@ -524,6 +544,7 @@ class RingwellServer:
             await self.renewals.stop()
             await self.webphone_purge.stop()
             await self.voicemail_purge.stop()
+            await self.recording_purge.stop()
             await self.transcripts.stop()
             await self.web.webhooks.stop()
             await self.trunks.stop()

@@ -106,11 +106,14 @@ class Settings:
     master_key: str = field(default="", repr=False)
     master_key_file: str = ""
     voicemail_retention_days: int = 90  # a voicemail (audio and transcript) is kept this long
-    # Unanswered calls to a user go to their voicemail box. Off until mailboxes have their per-user
-    # settings (issue 7 in progress); the calls of issue 3 keep failing with 480/486 meanwhile.
-    voicemail_enabled: bool = False
+    recording_retention_days: int = 90  # a call recording is kept this long (who is recorded: the org's policies)
+    # Unanswered calls to a user (busy, no answer, do-not-disturb, nothing registered) go to their
+    # voicemail box, unless the user switched their mailbox off. False: no mailboxes on this server;
+    # such calls fail with 480/486/408 as before.
+    voicemail_enabled: bool = True
     voicemail_max_seconds: float = 120.0  # the longest message a caller may leave
     voicemail_silence_seconds: float = 5.0  # a caller silent this long has finished
+    voicemail_pin_lockout_minutes: float = 15.0  # a mailbox stays locked this long after 3 wrong PINs on *97
 
     @property
     def effective_database_url(self) -> str:
@@ -245,6 +248,8 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError("webphone_credential_hours", "must be 1-168 hours")
     if not 1 <= values.get("voicemail_retention_days", 90) <= 3650:
         raise ConfigError("voicemail_retention_days", "must be 1-3650 days")
+    if not 1 <= values.get("recording_retention_days", 90) <= 3650:
+        raise ConfigError("recording_retention_days", "must be 1-3650 days")
     for key, schemes in (("webrtc_stun_servers", ("stun:", "stuns:")), ("webrtc_turn_servers", ("turn:", "turns:"))):
         for url in values.get(key, ()):
             if not url.startswith(schemes) or _CONTROL_RE.search(url):

@@ -45,6 +45,7 @@ import time
 import wave
 from array import array
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -586,42 +587,63 @@ class _Track:
 
 
 class CallRecorder:
-    """A stereo WAV of a relayed call: left = side ``a``, right = side ``b`` (module docstring).
+    """A stereo recording of a relayed call: left = side ``a``, right = side ``b`` (module docstring).
 
-    ``start()`` hooks the session's tap and opens ``path``; ``stop()`` unhooks, writes the rest
-    and closes the file (idempotent). ``pause()``/``resume()`` drop the audio in between and
-    write silence instead, e.g. while a card number is read out. Only G.711 is decoded; packets
-    of other payload types (telephone-events, comfort noise) are skipped.
+    Written to a WAV at ``path``, or — with ``sink`` — handed out as interleaved 16-bit 8 kHz
+    stereo PCM chunks as the call goes (e.g. to an encoder whose output is encrypted as it is
+    written: nothing readable reaches the disk). ``start()`` hooks the session's tap (or, with
+    ``hook=False``, leaves calling ``tap()`` to whoever owns the session's tap); ``stop()``
+    unhooks, writes the rest and closes (idempotent). ``pause()``/``resume()`` drop the audio in
+    between and write silence instead, e.g. while a card number is read out. Only G.711 is
+    decoded; packets of other payload types (telephone-events, comfort noise) are skipped.
     """
 
     RESYNC_SECONDS = 0.5
     FLUSH_SECONDS = 1.0
 
-    def __init__(self, session: MediaSession, path: Path) -> None:
+    def __init__(self, session: MediaSession, path: Path | None = None, *,
+                 sink: Callable[[bytes], None] | None = None) -> None:
+        if (path is None) == (sink is None):
+            raise ValueError("a call recorder writes to a path or to a sink")
         self.session = session
         self.path = path
+        self._sink = sink
         self._wav: wave.Wave_write | None = None
+        self._open = False
+        self._hooked = False
         self._tracks = {"a": _Track(), "b": _Track()}
         self._start = 0.0
         self.paused = False
+        self.paused_seconds = 0.0
+        self._paused_at = 0.0
         self.packets = {"a": 0, "b": 0}
         self.skipped = 0
+        self.frames_written = 0
         self._since_flush = 0
         self._stopped = False
 
-    def start(self) -> None:
-        if self._wav is not None or self._stopped:
+    @property
+    def seconds(self) -> float:
+        """Length of what was written so far."""
+        return self.frames_written / SAMPLE_RATE
+
+    def start(self, *, hook: bool = True) -> None:
+        if self._open or self._stopped:
             raise MediaError("a call recorder starts once")
-        if self.session.tap is not None:
+        if hook and self.session.tap is not None:
             raise MediaError(f"media session {self.session.label} already has a tap")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        wav = wave.open(str(self.path), "wb")  # noqa: SIM115 - closed by stop()
-        wav.setnchannels(2)
-        wav.setsampwidth(2)
-        wav.setframerate(SAMPLE_RATE)
-        self._wav = wav
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            wav = wave.open(str(self.path), "wb")  # noqa: SIM115 - closed by stop()
+            wav.setnchannels(2)
+            wav.setsampwidth(2)
+            wav.setframerate(SAMPLE_RATE)
+            self._wav = wav
+        self._open = True
         self._start = time.monotonic()
-        self.session.tap = self.tap
+        if hook:
+            self.session.tap = self.tap
+            self._hooked = True
 
     def _now_pos(self) -> int:
         return round((time.monotonic() - self._start) * SAMPLE_RATE)
@@ -630,7 +652,7 @@ class CallRecorder:
         """The relay's tap: decode and place one packet (called on the event loop)."""
         del sequence  # placement is by timestamp; the relay's statistics count sequence gaps
         codec = _CODEC_OF.get(payload_type)
-        if codec is None or self._wav is None:
+        if codec is None or not self._open:
             self.skipped += 1
             return
         self.packets[side] += 1
@@ -644,8 +666,7 @@ class CallRecorder:
             self._flush(pos - round(self.FLUSH_SECONDS * SAMPLE_RATE))
 
     def _flush(self, upto: int) -> None:
-        wav = self._wav
-        if wav is None:
+        if not self._open:
             return
         a, b = self._tracks["a"], self._tracks["b"]
         upto = max(upto, a.flushed)
@@ -655,24 +676,35 @@ class CallRecorder:
         frames = array("h", bytes(4 * len(left)))
         frames[0::2] = left
         frames[1::2] = right
-        wav.writeframes(_pcm(frames))
+        self.frames_written += len(left)
+        if self._wav is not None:
+            self._wav.writeframes(_pcm(frames))
+        elif self._sink is not None:
+            self._sink(_pcm(frames))
 
     def pause(self) -> None:
-        self.paused = True
+        if not self.paused:
+            self.paused = True
+            self._paused_at = time.monotonic()
 
     def resume(self) -> None:
-        self.paused = False
+        if self.paused:
+            self.paused = False
+            self.paused_seconds += time.monotonic() - self._paused_at
 
-    def stop(self) -> Path:
-        """Unhook, write what is buffered and close the WAV (idempotent); returns its path."""
+    def stop(self) -> Path | None:
+        """Unhook, write what is buffered and close (idempotent); returns the WAV's path, if any."""
         if self._stopped:
             return self.path
         self._stopped = True
-        if self.session.tap == self.tap:
+        self.resume()
+        if self._hooked and self.session.tap == self.tap:
             self.session.tap = None
-        if self._wav is not None:
+        if self._open:
             ends = [t.flushed + len(t.buf) for t in self._tracks.values()]
             self._flush(max(ends))
-            self._wav.close()
-            self._wav = None
+            self._open = False
+            if self._wav is not None:
+                self._wav.close()
+                self._wav = None
         return self.path

@@ -38,6 +38,16 @@ forwarded; ``side`` is the leg it came from. An exception in the tap is logged a
 is forwarded all the same. When no tap is set, the cost is one attribute read per burst and one
 ``is not None`` test per packet.
 
+Announcements
+~~~~~~~~~~~~~
+While ``MediaSession.muted`` is set, RTP from either leg is still accepted (counted, latched,
+tapped) but not forwarded (``muted_dropped``), so that Ringwell can speak to both legs itself
+(``ringwell.media.announce``) without two streams interleaving at a phone: either through
+``MediaSession.substitute`` — called with the receiving side's name and the packet, it returns the
+packet to forward instead (same header, Ringwell's payload) or None to drop it — or with
+``MediaSide.send_rtp()``, from the side's own socket to where that side's media goes. RTCP is
+relayed as usual.
+
 Performance
 ~~~~~~~~~~~
 Each socket is watched with ``loop.add_reader()`` and drained with ``recvfrom_into()`` into one
@@ -122,8 +132,10 @@ class MediaSide:
         "latched_rtcp",
         "local_port",
         "local_rtcp_port",
+        "muted_dropped",
         "name",
         "packets_forwarded",
+        "packets_injected",
         "packets_received",
         "payload_types",
         "peer",
@@ -186,6 +198,8 @@ class MediaSide:
         self.foreign_dropped = 0
         self.invalid_dropped = 0
         self.unrouted_dropped = 0
+        self.muted_dropped = 0
+        self.packets_injected = 0
         self.send_errors = 0
         self.rtcp_received = 0
         self.rtcp_forwarded = 0
@@ -231,6 +245,20 @@ class MediaSide:
             rtcp_port,
             signalling,
         )
+
+    def send_rtp(self, packet: bytes) -> bool:
+        """Send one RTP packet of Ringwell's own to this leg (an announcement); False if it has nowhere to go."""
+        dest = self.rtp_dest
+        if dest is None or self._rtp_sock.fileno() < 0:
+            return False
+        try:
+            self._rtp_sock.sendto(packet, dest)
+        except OSError as exc:
+            self.send_errors += 1
+            log.debug("media %s/%s: RTP send error: %s", self._session.label, self.name, exc)
+            return False
+        self.packets_injected += 1
+        return True
 
     def _admit(self, addr: tuple[Any, ...], rtcp: bool) -> bool:
         """Whether a packet from ``addr`` belongs to this leg; latches on the first one."""
@@ -282,6 +310,7 @@ class MediaSide:
         clock_rate = self.clock_rate
         ssrc_now = self.ssrc
         tap = self._session.tap
+        muted = self._session.muted
         received = nbytes = forwarded = fbytes = 0
         now = 0.0
         try:
@@ -318,6 +347,12 @@ class MediaSide:
                         self._tap(tap, bytes(view[:size]))
                 if dest is None:
                     self.unrouted_dropped += 1
+                    continue
+                if muted and not 200 <= b1 <= 204:
+                    substitute = self._session.substitute
+                    packet = substitute(peer.name, bytes(view[:size])) if substitute is not None else None
+                    if packet is None or not peer.send_rtp(packet):
+                        self.muted_dropped += 1
                     continue
                 try:
                     send(view[:size], dest)
@@ -411,6 +446,8 @@ class MediaSide:
             "foreign_dropped": self.foreign_dropped,
             "invalid_dropped": self.invalid_dropped,
             "unrouted_dropped": self.unrouted_dropped,
+            "muted_dropped": self.muted_dropped,
+            "packets_injected": self.packets_injected,
             "send_errors": self.send_errors,
             "ssrc": self.ssrc,
             "ssrc_changes": self.ssrc_changes,
@@ -433,7 +470,8 @@ class MediaSide:
 class MediaSession:
     """The media of one call: side ``a`` (caller) and side ``b`` (callee) relayed to each other."""
 
-    __slots__ = ("_armed_at", "_closed", "_relay", "a", "armed", "b", "label", "last_rtp", "tap", "timed_out")
+    __slots__ = ("_armed_at", "_closed", "_relay", "a", "armed", "b", "label", "last_rtp", "muted", "substitute",
+                 "tap", "timed_out")
 
     def __init__(self, relay: MediaRelay, label: str) -> None:
         self._relay = relay
@@ -446,6 +484,10 @@ class MediaSession:
         self._closed = False
         self.tap: Tap | None = None
         """Called with a copy of every accepted RTP packet when set (see "Tap" above)."""
+        self.muted = False
+        """While set, RTP is not forwarded between the legs (see "Announcements" above)."""
+        self.substitute: Callable[[str, bytes], bytes | None] | None = None
+        """While muted: the packet to send the named side instead of one from its peer (or None)."""
         # ``a`` and ``b`` are set by MediaRelay.create() once both port pairs are bound.
         self.a: MediaSide
         self.b: MediaSide
@@ -475,6 +517,7 @@ class MediaSession:
             return
         self._closed = True
         self.tap = None
+        self.substitute = None
         self.a._close()
         self.b._close()
         for side in (self.a, self.b):

@@ -23,6 +23,7 @@ from ringwell.features.accounts.repository import CredentialRecord
 from ringwell.features.accounts.repository import Reachable as Callee
 from ringwell.features.cdr.service import CallAnswered, CallBilling, CallClosed, CallOpened
 from ringwell.features.outbound.service import Authorized, CallCharge, OutboundService, Refusal
+from ringwell.features.recordings.service import CallParties
 from ringwell.features.trunks.service import TrunkRoute
 from ringwell.media.errors import PortExhausted
 from ringwell.media.relay import MediaRelay, MediaSession
@@ -44,8 +45,9 @@ from ringwell.pbx.call import (
     Target,
     Transmit,
 )
+from ringwell.pbx.recording import CallRecordings
 from ringwell.pbx.registrar import Registrar
-from ringwell.pbx.voicemail_box import Mailbox, VoicemailBoxes
+from ringwell.pbx.voicemail_box import BoxMode, Mailbox, VoicemailBoxes
 from ringwell.sip.errors import RemoteProtocolError
 from ringwell.sip.message import Request, Response
 from ringwell.sip.uas import make_response
@@ -325,6 +327,9 @@ class CallManager:
         # Voicemail boxes answering what nobody else does (ringwell.pbx.voicemail_box); set by the
         # composition root, None: unanswered calls just fail.
         self.voicemail: VoicemailBoxes | None = None
+        # Live call recording (ringwell.pbx.recording); set by the composition root, None: never.
+        self.recordings: CallRecordings | None = None
+        self._parties: dict[str, CallParties] = {}  # who is on each call, for the recording policy
 
     # -- from the endpoint -----------------------------------------------------------------
     def invite(self, request: Request, txn: object, source: Source, caller: CredentialRecord) -> None:
@@ -393,6 +398,21 @@ class CallManager:
                 self._reject(request, txn, refused.status_hint, str(refused)[:120])
                 self._closed_early(call_id, _now(), refused.status_hint, str(refused))
                 return
+        if dialled == "*97" and self.voicemail is not None:
+            # The caller's own mailbox (ringwell.pbx.voicemail_menu): no device rings, the box answers.
+            try:
+                session = self.relay.create(call_id)
+            except PortExhausted:
+                self._reject(request, txn, 503, "No Free Media Ports")
+                self._closed_early(call_id, _now(), 503, "No free media ports")
+                return
+            box = self.voicemail.target(Mailbox(caller.org_id, caller.user_id, caller.extension,
+                                                mode=BoxMode.ACCESS))
+            self._launch(request, txn, source, Party(caller.user_id, caller.extension, caller.extension,
+                                                     _display(request)),
+                         Party(caller.user_id, caller.extension, dialled), lambda: [], call_id, session, _now(),
+                         60.0, fallback=box)
+            return
         try:
             callee = await self.directory(caller.org_id, dialled)
         except asyncio.CancelledError:
@@ -429,9 +449,13 @@ class CallManager:
 
     def _begin_to(self, request: Request, txn: object, source: Source, caller: Party, callee: Callee, dialled: str,
                   call_id: str, session: MediaSession, now: Instant, org_id: str) -> None:
-        """Ring every registered device of a user."""
+        """Ring every registered device of a user; their mailbox answers what they do not (when it
+        is on). Do-not-disturb rings no device: the mailbox answers at once, or, without one, the
+        call is refused 486 Busy Here."""
 
         def targets() -> list[Target]:
+            if callee.dnd:
+                return []  # the call falls back to the mailbox straight away
             return [
                 Target(binding.contact, binding.source, binding.user_agent)
                 for credential_id in callee.credential_ids
@@ -439,9 +463,20 @@ class CallManager:
             ]
 
         fallback = (self.voicemail.target(Mailbox(org_id, callee.user_id, callee.extension))
-                    if self.voicemail is not None else None)
+                    if self.voicemail is not None and callee.voicemail else None)
+        if callee.dnd and fallback is None:
+            record = self._network.get(call_id)
+            session.close()
+            self._reject(request, txn, 486, "Busy Here")
+            self._abandon_network(call_id)
+            self._closed_early(call_id, now, 486, "Do not disturb", "busy", callee, "callee",
+                               billing=CallBilling(trunk_id=record.trunk_id)
+                               if record is not None and record.trunk_id else None,
+                               direction=record.direction if record is not None else "internal")
+            return
         self._launch(request, txn, source, caller, Party(callee.user_id, callee.extension, dialled), targets,
-                     call_id, session, now, float(callee.ring_timeout), callee_record=callee, fallback=fallback)
+                     call_id, session, now, float(callee.ring_timeout), callee_record=callee, fallback=fallback,
+                     org_id=org_id, number=dialled if call_id in self._network else None)
 
     # -- calls to and from the phone network ------------------------------------------------
     async def _start_outbound(self, request: Request, txn: object, source: Source, caller: CredentialRecord,
@@ -515,7 +550,8 @@ class CallManager:
                         dialled)
         self._media.pop(call_id, None)  # _launch owns the session from here (and cleans up after itself)
         self._launch(request, txn, source, party, callee, lambda: targets, call_id, session, now,
-                     OUTBOUND_RING_TIMEOUT, sequential=True, emergency=verdict.emergency)
+                     OUTBOUND_RING_TIMEOUT, sequential=True, emergency=verdict.emergency, org_id=caller.org_id,
+                     number=verdict.caller_id)
 
     def from_trunk(self, request: Request, txn: object, source: Source, trunk: TrunkRoute) -> None:
         """An INVITE from a carrier trunk (recognised by its source): ring whoever the number is routed to."""
@@ -568,7 +604,7 @@ class CallManager:
                 targets: Callable[[], list[Target]], call_id: str, session: MediaSession, now: Instant,
                 ring_timeout: float,
                 *, sequential: bool = False, emergency: bool = False, callee_record: Callee | None = None,
-                fallback: Target | None = None) -> None:
+                fallback: Target | None = None, org_id: str | None = None, number: str | None = None) -> None:
         """Build the call and start it; nothing stays behind (ports, maps, record) if that fails."""
         media = _Media(session)
         try:
@@ -594,6 +630,9 @@ class CallManager:
             return
         self.calls[call_id] = call
         self._media[call_id] = media
+        if org_id is not None:
+            self._parties[call_id] = CallParties(org_id, self._direction(call_id), caller.user_id, callee.user_id,
+                                                 number)
         self._by_invite[txn] = call
         self.stats["started"] += 1
         self.execute(call, call.start(now))
@@ -783,6 +822,11 @@ class CallManager:
                                            action.codec))
             if call.id in self._network:
                 self._arm_credit(call)
+            parties = self._parties.get(call.id)
+            media = self._media.get(call.id)
+            if (self.recordings is not None and parties is not None and media is not None
+                    and call.winner is not call.fallback_leg):
+                self.recordings.answered(call.id, media.session, action.codec, parties)
         elif isinstance(action, Ended):
             self._ended(call, action)
 
@@ -822,6 +866,9 @@ class CallManager:
 
     def _ended(self, call: Call, ended: Ended) -> None:
         draft = ended.record
+        self._parties.pop(call.id, None)
+        if self.recordings is not None:
+            self.recordings.ended(call.id)  # before the session closes: what is buffered is written
         media = self._media.pop(call.id, None)
         summary = media.session.summary() if media is not None else None
         if media is not None:
@@ -898,6 +945,8 @@ class CallManager:
             await self.browsers.stop()
         if self.voicemail is not None:
             await self.voicemail.stop()
+        if self.recordings is not None:
+            await self.recordings.stop()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()

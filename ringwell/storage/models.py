@@ -16,8 +16,10 @@ from ringwell.features.cdr.models import CallRecord
 from ringwell.features.fraud.models import DestinationPermission, FraudSettings
 from ringwell.features.numbers.models import CallerIdVerification, PhoneNumber
 from ringwell.features.rating.models import OrgRateDeck, RateDeck, RateRow
+from ringwell.features.recordings.models import Recording, RecordingPolicy
 from ringwell.features.registrations.models import BindingRow
 from ringwell.features.trunks.models import Trunk
+from ringwell.features.voicemail.mailbox_models import MailboxRow
 from ringwell.features.voicemail.models import Voicemail
 from ringwell.features.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -35,6 +37,7 @@ __all__ = [
     "LedgerAccount",
     "LedgerPosting",
     "LedgerTransaction",
+    "MailboxRow",
     "OrgDataKey",
     "OrgRateDeck",
     "Organization",
@@ -43,6 +46,8 @@ __all__ = [
     "PhoneNumber",
     "RateDeck",
     "RateRow",
+    "Recording",
+    "RecordingPolicy",
     "RecoveryCode",
     "SipCredential",
     "Trunk",

@@ -21,7 +21,9 @@ from ringwell.features.billing import routes as billing_routes
 from ringwell.features.cdr import routes as cdr_routes
 from ringwell.features.numbers import routes as numbers_routes
 from ringwell.features.rating import routes as rating_routes
+from ringwell.features.recordings import routes as recordings_routes
 from ringwell.features.trunks import routes as trunks_routes
+from ringwell.features.voicemail import mailbox_routes
 from ringwell.features.voicemail import routes as voicemail_routes
 from ringwell.features.webhooks import routes as webhooks_routes
 from ringwell.features.webphone import routes as webphone_routes
@@ -32,6 +34,7 @@ from ringwell.web.portal import auth as portal_auth
 from ringwell.web.portal import billing as portal_billing
 from ringwell.web.portal import calls as portal_calls
 from ringwell.web.portal import dashboard as portal_dashboard
+from ringwell.web.portal import mailbox as portal_mailbox
 from ringwell.web.portal import numbers as portal_numbers
 from ringwell.web.portal import operator as portal_operator
 from ringwell.web.portal import phone as portal_phone
@@ -45,10 +48,11 @@ __all__ = ["API_PREFIX", "build_app"]
 API_PREFIX = "/api/v1"
 _HERE = Path(__file__).parent
 _API = [accounts_routes, auth_routes, numbers_routes, billing_routes, rating_routes, cdr_routes, trunks_routes,
-        webhooks_routes, audit_routes, webphone_routes, voicemail_routes]
+        webhooks_routes, audit_routes, webphone_routes, voicemail_routes, mailbox_routes,
+        recordings_routes]
 _PORTAL = [portal_auth, portal_settings, portal_dashboard, portal_calls, portal_numbers, portal_users,
            portal_billing, portal_operator, portal_webhooks, portal_phone,
-           portal_voicemail]
+           portal_voicemail, portal_mailbox]
 
 # The portal loads nothing from elsewhere and runs no inline script; nobody may frame it.
 _SECURITY_HEADERS = {

@@ -21,10 +21,12 @@ from ringwell.settings import Settings
 if TYPE_CHECKING:
     from ringwell.features.auth.service import AuthService
     from ringwell.features.billing.payments import StripeProvider
+    from ringwell.features.recordings.service import RecordingService
     from ringwell.features.voicemail.service import VoicemailService
     from ringwell.features.webhooks.service import WebhooksService
     from ringwell.features.webphone.service import WebphoneService
     from ringwell.mail import Mailer
+    from ringwell.pbx.recording import CallRecordings
 
 __all__ = ["WebServices"]
 
@@ -50,3 +52,5 @@ class WebServices:
     # SIP Call-ID of a browser leg that ended recently -> (call record id, side): BrowserLegs.call_of
     webrtc_calls: Callable[[str], tuple[str, str] | None] | None = None
     voicemail: VoicemailService | None = None  # composed on first use by the voicemail routes when unset
+    recordings: RecordingService | None = None  # composed on first use by the recordings routes when unset
+    live_recordings: CallRecordings | None = None  # the calls in progress on this node (None: no SIP here)

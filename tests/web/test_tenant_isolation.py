@@ -34,10 +34,15 @@ from ringwell.features.audit.models import AuditEvent
 from ringwell.features.audit.service import Actor
 from ringwell.features.auth.models import ApiKey
 from ringwell.features.cdr.models import CallRecord
+from ringwell.features.recordings.models import Mode, Recording, Trigger
+from ringwell.features.recordings.routes import recording_service
 from ringwell.features.trunks.models import Trunk
+from ringwell.features.voicemail.mailbox_routes import hold_music_service, mailbox_service
 from ringwell.features.voicemail.models import Voicemail
 from ringwell.features.voicemail.routes import voicemail_service
+from ringwell.features.voicemail.service import pcm_to_wav
 from ringwell.features.webhooks.models import WebhookDelivery, WebhookEndpoint
+from ringwell.media.oggopus import CONTENT_TYPE, OggOpusWriter
 
 API = "/api/v1"
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -55,6 +60,7 @@ PATH_VALUES: dict[str, tuple[str, bool]] = {
     "endpoint_id": ("endpoint_id", True),
     "delivery_id": ("delivery_id", True),
     "voicemail_id": ("voicemail_id", True),
+    "recording_id": ("recording_id", True),
     "trunk_id": ("trunk_id", False),  # the operator's trunks are nobody's tenant data
 }
 
@@ -116,10 +122,20 @@ async def _seed_victim(web) -> Victim:
     message = await voicemail_service(svc).deposit(org.id, user.user.id, f"+1212666{tag_digits(tag)}",
                                                    f"Victim caller {tag}", b"\x10\x00" * 12_000)
     assert message is not None
+    recordings = recording_service(svc)
+    await recordings.set_policy(org.id, "org", Mode.ON_DEMAND)
+    upload = recordings.begin(org.id, CONTENT_TYPE)
+    writer = OggOpusWriter(upload.feed)
+    writer.write(b"\x10\x00" * 16_000)
+    writer.close()
+    recording = await recordings.finish(upload, org_id=org.id, call_record_id=calls[0].id, caller_user_id=None,
+                                        callee_user_id=user.user.id, trigger=Trigger.DTMF, started_at=now,
+                                        duration_s=1.0, paused_s=0.0, content_type=CONTENT_TYPE)
+    assert recording is not None
     victim = Victim(tenant, {
         "org_id": org.id, "user_id": user.user.id, "key_id": key_ids[0], "e164": VICTIM_NUMBER,
         "call_id": calls[0].id, "endpoint_id": created.endpoint.id, "delivery_id": delivery_id, "trunk_id": trunk_id,
-        "voicemail_id": message.id,
+        "voicemail_id": message.id, "recording_id": recording.id,
     }, keys=[tenant.api_key, second_key])
     victim.secrets |= {
         org.id, org.name, tenant.owner.user.id, tenant.owner.email, tenant.owner.password, tenant.owner.sip_username,
@@ -127,8 +143,10 @@ async def _seed_victim(web) -> Victim:
         *(c.id for c in calls), *(c.sip_call_id for c in calls), *(c.caller_number or "" for c in calls),
         *key_ids, *key_prefixes, tenant.api_key, second_key, created.endpoint.id, created.endpoint.url,
         created.secret, f"victim hook {tag}", delivery_id, *(e.id for e in entries),
-        message.id, message.caller_number, f"Victim caller {tag}",
+        message.id, message.caller_number, f"Victim caller {tag}", recording.id,
     }
+    await mailbox_service(svc).set_greeting_pcm(org.id, user.user.id, b"\x10\x00" * 8000)
+    await hold_music_service(svc).upload(org.id, pcm_to_wav(b"\x10\x00" * 8000))
     victim.secrets.discard("")
     if tenant.owner.sip_password:
         victim.secrets.add(tenant.owner.sip_password)
@@ -152,6 +170,8 @@ async def _snapshot(web, victim: Victim) -> dict[str, Any]:
                                        .where(CallRecord.org_id == org.id))).scalar_one()
         voicemails = sorted((v.id, v.folder) for v in (await session.execute(
             select(Voicemail).where(Voicemail.org_id == org.id))).scalars())
+        recordings = sorted((r.id, r.size) for r in (await session.execute(
+            select(Recording).where(Recording.org_id == org.id))).scalars())
         endpoint = await session.get(WebhookEndpoint, victim.ids["endpoint_id"])
         credentials = sorted((c.username, c.ha1_sha256) for c in (await session.execute(
             select(SipCredential).where(SipCredential.org_id == org.id))).scalars())
@@ -164,6 +184,8 @@ async def _snapshot(web, victim: Victim) -> dict[str, Any]:
         "balance": (balance.available_minor, balance.currency),
         "calls": calls,
         "voicemails": voicemails,
+        "recordings": recordings,
+        "recording_policies": await recording_service(svc).policies(org.id),
         "endpoint": None if endpoint is None else (endpoint.url, tuple(endpoint.events), endpoint.secret,
                                                    endpoint.enabled, endpoint.description),
         "credentials": credentials,

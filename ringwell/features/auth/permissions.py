@@ -42,6 +42,8 @@ ORG_PERMISSIONS: frozenset[str] = frozenset({
     "rates.read",
     "calls.read", "calls.export",
     "voicemail.read", "voicemail.write",  # a member: their own mailbox; owner/admin: every mailbox
+    "recordings.read", "recordings.control",  # a member: the calls they are on; owner/admin: every call
+    "recordings.write", "recordings.policy",  # delete recordings; set who is recorded
     "apikeys.manage",
     "webhooks.manage",
     "audit.read",
@@ -58,7 +60,7 @@ OPERATOR_PERMISSIONS: frozenset[str] = frozenset({
 })
 
 _MEMBER = frozenset({"org.read", "users.read", "numbers.read", "billing.read", "rates.read", "calls.read",
-                     "calls.export", "voicemail.read", "voicemail.write"})
+                     "calls.export", "voicemail.read", "voicemail.write", "recordings.read", "recordings.control"})
 _ADMIN = ORG_PERMISSIONS - {"users.roles", "billing.topup"} | _MEMBER
 _OWNER = ORG_PERMISSIONS
 

@@ -2,7 +2,9 @@
 
 Permissions as in the API: ``calls.read`` lists; ``calls.export`` shows the CSV link (served by
 ``GET /api/v1/orgs/{org_id}/calls.csv``, which the session cookie authenticates). A member sees
-only the calls they made or took, here and in the export.
+only the calls they made or took, here and in the export. A recorded call shows a player for each
+of its recordings (``recordings.read``; ``/calls/recordings/{id}/audio``, audited as in the API
+when the listener was not on the call).
 
 The filter form speaks in days (``since`` and ``until`` both inclusive, UTC); the history
 service and the API speak in instants (``until`` exclusive), so ``until`` becomes the next midnight.
@@ -15,14 +17,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
 
 from ringwell.features.auth.permissions import Role
 from ringwell.features.auth.tokens import Identity
 from ringwell.features.cdr import history
 from ringwell.features.cdr.errors import InvalidCallQuery
 from ringwell.features.cdr.models import CallRecord, Direction, Disposition
+from ringwell.features.recordings.errors import RecordingNotFound
+from ringwell.features.recordings.models import Recording
+from ringwell.features.recordings.routes import audio_response, recording_service
+from ringwell.web.deps import actor_of
 from ringwell.web.portal.common import can, page_identity, services
 from ringwell.web.portal.pages import need, org_of, show
 
@@ -65,9 +71,10 @@ class CallRow:
     talk_seconds: float | None
     charge_minor: int | None
     currency: str | None
+    recordings: tuple[str, ...] = ()  # ids of the call's recordings the viewer may play
 
 
-def call_row(record: CallRecord) -> CallRow:
+def call_row(record: CallRecord, recordings: tuple[str, ...] = ()) -> CallRow:
     caller = record.caller_number or record.caller_extension or "unknown"
     callee = record.callee_number
     caller_sub = f"ext. {record.caller_extension}" if record.caller_number and record.caller_extension else ""
@@ -77,7 +84,7 @@ def call_row(record: CallRecord) -> CallRow:
     return CallRow(record.id, record.started_at, record.direction, _ARROW.get(record.direction, record.direction),
                    caller, caller_sub, callee, callee_sub, result.replace("-", " "),
                    _TONE.get(record.disposition or "", "info"),
-                   record.talk_seconds, record.charge_minor, record.currency)
+                   record.talk_seconds, record.charge_minor, record.currency, recordings)
 
 
 def _day(name: str, text: str | None) -> date | None:
@@ -131,10 +138,14 @@ async def calls_page(request: Request, identity: PageIdentity,
         }.items() if value}
     except InvalidCallQuery as exc:
         error = exc.message
+    recorded: dict[str, list[Recording]] = {}
+    if can(identity, "recordings.read") and page.items:
+        recorded = await recording_service(web).of_calls(org.id, [r.id for r in page.items], user_id=own)
     filtered = any(form[key] for key in ("since", "until", "direction", "disposition", "number", "user"))
     here = {key: value for key, value in form.items() if value}
     return show(request, "calls/list.html", {
-        "rows": [call_row(r) for r in page.items], "form": form, "users": users, "error": error,
+        "rows": [call_row(r, tuple(x.id for x in recorded.get(r.id, ()))) for r in page.items], "form": form,
+        "users": users, "error": error,
         "directions": [d.value for d in Direction], "dispositions": [d.value for d in Disposition],
         "filtered": filtered, "own": own is not None, "first_page": cursor is None,
         "next_url": f"/calls?{urlencode({**here, 'cursor': page.next_cursor})}" if page.next_cursor else None,
@@ -143,3 +154,18 @@ async def calls_page(request: Request, identity: PageIdentity,
         if can(identity, "calls.export") and error is None else None,
         "sip_host": web.settings.advertised_host, "now": datetime.now(UTC),
     }, status_code=422 if error else 200)
+
+
+@router.get("/calls/recordings/{recording_id}/audio", response_class=StreamingResponse)
+async def recording_audio(request: Request, identity: PageIdentity,
+                          recording_id: Annotated[str, Path(min_length=1, max_length=36)],
+                          download: Annotated[bool, Query()] = False) -> StreamingResponse:
+    need(identity, "recordings.read")
+    org = await org_of(request, identity)
+    web = services(request)
+    service = recording_service(web)
+    row = await service.get(org.id, recording_id)
+    own = own_calls_only(identity)
+    if own is not None and own not in (row.caller_user_id, row.callee_user_id):
+        raise RecordingNotFound("no such recording", {"recording_id": recording_id})
+    return await audio_response(web, service, row, identity, actor_of(request, identity), attachment=download)
