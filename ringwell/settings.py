@@ -250,6 +250,8 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError("voicemail_retention_days", "must be 1-3650 days")
     if not 1 <= values.get("recording_retention_days", 90) <= 3650:
         raise ConfigError("recording_retention_days", "must be 1-3650 days")
+    if not 0 < values.get("voicemail_pin_lockout_minutes", 15.0) <= 1440:
+        raise ConfigError("voicemail_pin_lockout_minutes", "must be more than 0 and at most 1440 minutes")
     for key, schemes in (("webrtc_stun_servers", ("stun:", "stuns:")), ("webrtc_turn_servers", ("turn:", "turns:"))):
         for url in values.get(key, ()):
             if not url.startswith(schemes) or _CONTROL_RE.search(url):

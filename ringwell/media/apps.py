@@ -313,6 +313,10 @@ class MediaEndpoint:
         self._pool.release(self.local_port)
         log.debug("media endpoint %s: closed", self.label)
 
+    async def wait_closed(self) -> None:
+        """Return once the endpoint is closed (the call hung up)."""
+        await self._closed.wait()
+
     async def __aenter__(self) -> MediaEndpoint:
         return self
 

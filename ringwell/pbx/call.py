@@ -80,6 +80,9 @@ __all__ = [
 
 CODECS = frozenset({"PCMU", "PCMA", "telephone-event"})
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"
+LOCAL_TRANSPORT = "local"  # the flow of a leg Ringwell answers itself, in-process (a voicemail box)
+# What a relayed REFER/NOTIFY keeps of the request (RFC 3515 §2.1, RFC 6665 §8.2.3, RFC 3892).
+_RELAYED_HEADERS = ("Refer-To", "Referred-By", "Event", "Subscription-State")
 DEFAULT_TIMERS = TimerValues()
 COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
 
@@ -918,7 +921,18 @@ class Call:
             return self._offer_received(leg, request, txn, now)
         if method == "INFO":
             return self._on(InfoReceived(leg, request, txn), now)
+        if method in ("REFER", "NOTIFY") and self._transfer_relayed(leg, method):
+            return self._relay_request(leg, request, txn)
         return [Respond(txn, self._respond(leg, request, 405, "Method Not Allowed", headers=[("Allow", ALLOW)]))]
+
+    def _transfer_relayed(self, leg: Leg, method: str) -> bool:
+        """A REFER only from Ringwell's own answering leg (the mailbox's "call back": the caller's
+        phone is asked to place that call itself, RFC 3515), and the phone's NOTIFYs about it back.
+        A REFER from any other party is refused: a far end must never make a phone dial."""
+        if method == "REFER":
+            return leg.flow.transport == LOCAL_TRANSPORT and not leg.inbound
+        winner = self.winner
+        return leg.inbound and winner is not None and winner.flow.transport == LOCAL_TRANSPORT
 
     def _ack_received(self, leg: Leg, request: Request) -> list[Action]:
         if leg.last_2xx is not None and request.cseq.number == leg.last_2xx.cseq.number:
@@ -1077,7 +1091,9 @@ class Call:
         if other is None or other.dialog is None or other.ended:
             return [Respond(txn, make_response(request, 481))]
         content_type = request.headers.get("content-type") or "application/octet-stream"
-        relayed = self._send_in_dialog(other, request.method, body=request.body, content_type=content_type)
+        extra = [(name, value) for name in _RELAYED_HEADERS if (value := request.headers.get(name)) is not None]
+        relayed = self._send_in_dialog(other, request.method, body=request.body, content_type=content_type,
+                                       extra=extra)
         self._pending[relayed.top_via.branch or ""] = _Pending(leg.id, txn, request.method, request)
         return [SendRequest(other.id, relayed, other.flow)]
 

@@ -52,10 +52,12 @@ __all__ = ["CredentialCache", "EndpointStats", "SipEndpoint", "screen_request"]
 
 log = logging.getLogger(__name__)
 
-ALLOWED = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "UPDATE", "INFO", "SUBSCRIBE"})
+ALLOWED = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "UPDATE", "INFO", "SUBSCRIBE",
+                     "NOTIFY"})  # NOTIFY: in a call only, a phone reporting on a REFER of Ringwell's own
 SUPPORTED: frozenset[str] = frozenset({"path", "timer"})
 IN_DIALOG = frozenset({"INVITE", "UPDATE", "BYE", "INFO"})
-ACCEPTED_TYPES = frozenset({"application/sdp", "multipart/mixed", "multipart/alternative"})
+ACCEPTED_TYPES = frozenset({"application/sdp", "multipart/mixed", "multipart/alternative",
+                            "message/sipfrag"})  # a REFER's progress, in the NOTIFYs of a call back
 MAX_PENDING_LOOKUPS = 256
 _WHOLE = frozenset({"udp", "ws", "wss"})  # transports whose every read is one whole message
 MAX_USERNAME = 64  # the longest SIP username the database holds

@@ -22,8 +22,10 @@ custom greeting when there is one (``Mailbox.greeting_pcm``, else looked up thro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,13 +35,14 @@ from ringwell.features.audit.service import Actor
 from ringwell.media.apps import MediaEndpoint, StopReason
 from ringwell.media.ports import PortPool
 from ringwell.media.prompts import PromptCache
-from ringwell.pbx.call import Call, Respond, SendRequest, Target, Transmit
+from ringwell.pbx.call import LOCAL_TRANSPORT, Call, Respond, SendRequest, Target, Transmit
 from ringwell.pbx.voicemail_menu import MailboxMenu
 from ringwell.sip.dialog import new_branch
 from ringwell.sip.errors import RemoteProtocolError
-from ringwell.sip.message import Request, parse_message
+from ringwell.sip.message import Request, Response, parse_message
 from ringwell.sip.sdp import Origin, audio_target, first_codec, parse_sdp, telephone_event
 from ringwell.sip.uas import make_response, new_tag
+from ringwell.sip.uri import SipUri
 from ringwell.transport.source import Source
 from ringwell.webrtc.sdp import G711, direction_of, mirrored, plain_description
 
@@ -51,9 +54,12 @@ __all__ = ["LOCAL", "BoxMode", "Deposit", "LocalTxn", "Mailbox", "VoicemailBoxes
 
 log = logging.getLogger(__name__)
 
-LOCAL = "local"  # the transport of a box's flow: in-process, no socket
+LOCAL = LOCAL_TRANSPORT  # the transport of a box's flow: in-process, no socket
 INITIAL_SILENCE = 10.0  # seconds a caller may stay silent after the beep before the box gives up
 GOODBYE = "Thank you. Your message has been recorded. Goodbye."
+REFER_TIMEOUT = 8.0  # seconds for the phone to accept (202) or refuse a call back's REFER
+_REFER_PROGRESS = re.compile(rb"^SIP/2\.0 (18[0-9]|2[0-9][0-9])\b")  # sipfrag of a NOTIFY: ringing or answered
+CALL_BACK_LINGER = 20.0  # seconds the box waits for the phone to end the *97 call after a call back
 
 
 class BoxMode(enum.Enum):
@@ -88,7 +94,11 @@ Deposit = Callable[[Message], Awaitable[None]]
 
 
 class LocalTxn:
-    """The server transaction of a request a box sent into the call (its answer goes nowhere)."""
+    """The server transaction of a request a box sent into the call: its answer goes to
+    ``on_response`` (a REFER's 202 or refusal), or nowhere (a BYE's 200)."""
+
+    def __init__(self, on_response: Callable[[Response], None] | None = None) -> None:
+        self.on_response = on_response
 
 
 @dataclass
@@ -102,6 +112,8 @@ class _Box:
     tag: str = field(default_factory=new_tag)
     task: asyncio.Task[None] | None = None
     hung_up: bool = False
+    cseq: int = 0  # of the requests the box sends into the call
+    referred: bool = False  # a call back was handed to the phone (REFER accepted)
 
 
 class VoicemailBoxes:
@@ -152,6 +164,10 @@ class VoicemailBoxes:
             self._reply(call, action, 200)
         elif request.method in ("INVITE", "UPDATE") and request.body:
             self._reply(call, action, 200, body=self._reanswer(box, request))
+        elif request.method == "NOTIFY" and box.referred and _REFER_PROGRESS.match(request.body):
+            # The phone's call back rings or was answered (RFC 3515 §2.4.5): this call is done.
+            self._reply(call, action, 200)
+            asyncio.get_running_loop().call_soon(self._hang_up, box)
         else:  # CANCEL of an answered INVITE, INFO, UPDATE without an offer
             self._reply(call, action, 200)
         return True
@@ -161,8 +177,13 @@ class VoicemailBoxes:
         return action.flow.transport == LOCAL
 
     def swallow(self, action: Respond) -> bool:
-        """The call's answer to a request a box sent (its BYE)."""
-        return isinstance(action.txn, LocalTxn)
+        """The call's answer to a request a box sent (its BYE, a REFER)."""
+        txn = action.txn
+        if not isinstance(txn, LocalTxn):
+            return False
+        if txn.on_response is not None:
+            txn.on_response(action.response)
+        return True
 
     def _reply(self, call: Call, action: SendRequest, status: int, *, body: bytes = b"",
                tag: str | None = None) -> None:
@@ -272,7 +293,8 @@ class VoicemailBoxes:
             actor = Actor(user_id=mailbox.user_id, org_id=mailbox.org_id, ip=box.call.inbound.flow.host,
                           user_agent="phone *97")
             await MailboxMenu(box.endpoint, self._prompts, self.mailboxes, org_id=mailbox.org_id,
-                              user_id=mailbox.user_id, actor=actor).run()
+                              user_id=mailbox.user_id, actor=actor,
+                              call_back=lambda number: self._call_back(box, number)).run()
         self._hang_up(box)
 
     def _hang_up(self, box: _Box) -> None:
@@ -280,20 +302,59 @@ class VoicemailBoxes:
         if box.hung_up or box.call.over:
             return
         box.hung_up = True
+        self._send(box, "BYE")
+
+    def _send(self, box: _Box, method: str, headers: str = "",
+              on_response: Callable[[Response], None] | None = None) -> None:
+        """An in-dialog request from the box into the call (as the callee's phone would send it)."""
         invite = box.invite
+        box.cseq += 1
         text = (
-            f"BYE {self._manager.config.contact_for(Source(LOCAL, self._local_host, 0)).strip('<>')} SIP/2.0\r\n"
+            f"{method} {self._manager.config.contact_for(Source(LOCAL, self._local_host, 0)).strip('<>')} SIP/2.0\r\n"
             f"Via: SIP/2.0/UDP voicemail.invalid;branch={new_branch()}\r\n"
             "Max-Forwards: 70\r\n"
             f"From: {invite.headers.get('to')};tag={box.tag}\r\n"
             f"To: {invite.headers.get('from')}\r\n"
             f"Call-ID: {invite.call_id}\r\n"
-            "CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+            f"CSeq: {box.cseq} {method}\r\n{headers}Content-Length: 0\r\n\r\n"
         )
-        bye = parse_message(text.encode())
-        assert isinstance(bye, Request)
+        request = parse_message(text.encode())
+        assert isinstance(request, Request)
         manager = self._manager
-        manager.feed(box.call, lambda: box.call.in_dialog(box.leg_id, bye, LocalTxn(), manager.now()))
+        manager.feed(box.call, lambda: box.call.in_dialog(box.leg_id, request, LocalTxn(on_response), manager.now()))
+
+    async def _call_back(self, box: _Box, number: str) -> bool:
+        """Ask the owner's phone to call ``number`` (REFER, RFC 3515); True once it accepted (2xx).
+
+        The Refer-To is the number at the address the phone reached Ringwell on (the ``*97``
+        INVITE's Request-URI), so the phone sends the new call where it sends every call. Then
+        wait a little for the phone to end this call (it usually does once the new one rings).
+        """
+        uri = box.call.inbound.invite.uri
+        if not isinstance(uri, SipUri):
+            return False
+        target = f"{uri.scheme}:{number}@{uri.hostport}"
+        if uri.param("transport"):
+            target += f";transport={uri.param('transport')}"
+        answered: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def responded(response: Response) -> None:
+            if not answered.done():
+                answered.set_result(response.status)
+
+        self._send(box, "REFER", f"Refer-To: <{target}>\r\nReferred-By: <sip:voicemail@{uri.hostport}>\r\n",
+                   responded)
+        try:
+            status = await asyncio.wait_for(answered, REFER_TIMEOUT)
+        except TimeoutError:
+            status = 408
+        log.info("call %s: call back %s: the phone answered the REFER %d", box.call.id, number, status)
+        if not 200 <= status < 300:
+            return False
+        box.referred = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(box.endpoint.wait_closed(), CALL_BACK_LINGER)
+        return True
 
     async def stop(self) -> None:
         tasks = [box.task for box in self._boxes.values() if box.task is not None]

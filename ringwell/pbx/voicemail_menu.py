@@ -11,8 +11,12 @@ A call from a user's own phone to ``*97`` is answered by a voicemail leg in *acc
    calls and locks the mailbox after three in a row). Wrong: "Incorrect PIN" and ask again.
 2. **Summary.** "You have N new and M saved messages." Then every message, new ones first, oldest
    first within a folder: "Message 1, from 1 0 2, received …", the audio, then the options —
-   ``1`` replay, ``7`` delete, ``9`` save, ``#`` next, ``*`` main menu. A new message played to
-   its end is marked read (saved), so the lamp follows.
+   ``1`` replay, ``2`` call back, ``7`` delete, ``9`` save, ``#`` next, ``*`` main menu. A new
+   message played to its end is marked read (saved), so the lamp follows. *Call back* asks the
+   user's own phone to place the call (a REFER, RFC 3515, from the box through the B2BUA): the
+   new call is an ordinary call of that user — dial plan, caller ID, credit, fraud rules — and
+   the phone ends the ``*97`` call; a phone that refuses REFER hears "Sorry, your phone cannot
+   call back from here" and stays in the menu.
 3. **Main menu.** ``1`` new messages, ``2`` saved messages, ``3`` record a greeting (beep, record
    until ``#`` or silence, play it back; ``1`` keep, ``2`` re-record, ``*`` cancel), ``4`` back to
    the default greeting. Nothing typed twice in a row: goodbye.
@@ -26,6 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from ringwell.features.audit.service import Actor
@@ -40,6 +46,11 @@ __all__ = ["MailboxMenu", "Prompts"]
 log = logging.getLogger(__name__)
 
 DIGIT_TIMEOUT = 8.0  # seconds to wait for a key after a prompt
+_REVIEW_KEYS = "1279#*"
+_DIALLABLE = re.compile(r"\+?[0-9]{2,20}")  # an extension or a number: what "call back" can dial
+
+CallBack = Callable[[str], Awaitable[bool]]
+"""Ask the caller's phone to call a number (RFC 3515 REFER); True when the phone accepted."""
 PIN_TIMEOUT = 12.0
 GREETING_SILENCE = 3.0
 MIN_GREETING_BYTES = 8000  # half a second of 8 kHz 16-bit PCM
@@ -54,8 +65,10 @@ class Prompts:
     NO_PIN = "No PIN is set for this mailbox; set one in the portal. Goodbye."
     MAIN_MENU = ("Main menu. For new messages, press 1. For saved messages, press 2. "
                  "To record your greeting, press 3. To use the default greeting, press 4.")
-    OPTIONS = ("To replay, press 1. To delete, press 7. To save, press 9. For the next message, press pound. "
-               "For the main menu, press star.")
+    OPTIONS = ("To replay, press 1. To call back, press 2. To delete, press 7. To save, press 9. "
+               "For the next message, press pound. For the main menu, press star.")
+    NO_NUMBER = "The caller's number is unknown."
+    CANNOT_CALL_BACK = "Sorry, your phone cannot call back from here."
     NO_MORE = "No more messages."
     DELETED = "Message deleted."
     SAVED = "Message saved."
@@ -69,6 +82,10 @@ class Prompts:
     @staticmethod
     def summary(new: int, saved: int) -> str:
         return f"You have {new} new and {saved} saved {'message' if new + saved == 1 else 'messages'}."
+
+    @staticmethod
+    def calling_back(number: str) -> str:
+        return f"Calling back {' '.join(number.lstrip('+'))}."
 
     @staticmethod
     def announce(number: int, message: MailboxMessage) -> str:
@@ -86,7 +103,7 @@ class MailboxMenu:
 
     def __init__(self, endpoint: MediaEndpoint, prompts: PromptCache, service: MailboxService, *,
                  org_id: str, user_id: str, actor: Actor | None = None, digit_timeout: float = DIGIT_TIMEOUT,
-                 greeting_max_seconds: float = 60.0) -> None:
+                 greeting_max_seconds: float = 60.0, call_back: CallBack | None = None) -> None:
         self.endpoint = endpoint
         self.prompts = prompts
         self.service = service
@@ -95,6 +112,7 @@ class MailboxMenu:
         self.actor = actor or Actor(user_id=user_id, org_id=org_id)
         self.digit_timeout = digit_timeout
         self.greeting_max_seconds = greeting_max_seconds
+        self.call_back = call_back
         self.played: list[str] = []  # ids of the messages played, in order (for logs and tests)
 
     @property
@@ -167,7 +185,7 @@ class MailboxMenu:
         index = 0
         while index < len(messages):
             message = messages[index]
-            played = await self.say(Prompts.announce(index + 1, message), stop_digits="179#*")
+            played = await self.say(Prompts.announce(index + 1, message), stop_digits=_REVIEW_KEYS)
             if played is StopReason.HANGUP:
                 return False
             if played is StopReason.FINISHED:  # a key during the announcement skips the audio
@@ -177,20 +195,24 @@ class MailboxMenu:
                     index += 1
                     continue
                 self.played.append(message.id)
-                played = await self.endpoint.play(pcm, stop_digits="179#*")
+                played = await self.endpoint.play(pcm, stop_digits=_REVIEW_KEYS)
                 if played is StopReason.HANGUP:
                     return False
                 if played is StopReason.FINISHED and message.folder is Folder.NEW:
                     with contextlib.suppress(VoicemailNotFound):
                         await self.service.mark_read(self.org_id, message.id)
             if (played is StopReason.FINISHED
-                    and await self.say(Prompts.OPTIONS, stop_digits="179#*") is StopReason.HANGUP):
+                    and await self.say(Prompts.OPTIONS, stop_digits=_REVIEW_KEYS) is StopReason.HANGUP):
                 return False
             choice = await self.key()
             if self.gone:
                 return False
             if choice == "1":
                 continue  # replay
+            if choice == "2":
+                if await self._call_back(message):
+                    return False  # the phone places the call; this one is over
+                continue
             if choice == "7":
                 with contextlib.suppress(VoicemailNotFound):
                     await self.service.delete_message(self.org_id, message.id)
@@ -205,6 +227,22 @@ class MailboxMenu:
                 return True
             index += 1  # "#", another key or none: the next message
         return await self.say(Prompts.NO_MORE, stop_digits="0123456789*#") is not StopReason.HANGUP
+
+    async def _call_back(self, message: MailboxMessage) -> bool:
+        """Ask the phone to call the message's caller (True: it took it on)."""
+        number = message.caller_number
+        if not _DIALLABLE.fullmatch(number):
+            await self.say(Prompts.NO_NUMBER)
+            return False
+        if self.call_back is None:
+            await self.say(Prompts.CANNOT_CALL_BACK)
+            return False
+        if await self.say(Prompts.calling_back(number)) is StopReason.HANGUP:
+            return True
+        if await self.call_back(number):
+            return True
+        await self.say(Prompts.CANNOT_CALL_BACK)
+        return False
 
     # -- 3. the main menu ------------------------------------------------------------------------
     async def _main_menu(self) -> None:

@@ -264,3 +264,53 @@ async def test_a_caller_hears_the_custom_greeting_uploaded_through_the_api(ringw
     finally:
         await api.aclose()
         await asyncio.to_thread(caller.stop)
+
+
+async def test_call_back_from_the_mailbox_makes_the_phone_call_the_caller(ringwell, tmp_path):
+    """alice, in her mailbox, presses 2 while bob's message plays: Ringwell asks her phone (REFER)
+    to call 102, so bob's baresip rings with a call from alice, and the *97 call ends."""
+    server: RingwellServer = ringwell
+    await server.accounts.create_org(ORG)
+    alice = await server.accounts.create_user(ORG, UserSpec("alice@example.com", "101", "alice", "alice-secret-1"))
+    await server.accounts.create_user(ORG, UserSpec("bob@example.com", "102", "bob", "bob-secret-12"))
+    org_id, user_id = alice.user.org_id, alice.user.id
+    await server.mailboxes.set_pin(org_id, user_id, PIN)
+    message = speech_wav(tmp_path / "message.wav", SENTENCE)
+    assert await server.voicemail.deposit(org_id, user_id, "102", "Robert", _pcm(message)) is not None
+    silence = tmp_path / "silence.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(silence), "trim", "0", "120"],
+                   check=True, timeout=30)
+    port = server.settings.sip_port
+    baresip = Baresip(tmp_path / "alice", BaresipAccount("alice", "alice-secret-1", port,
+                                                         extra=("mwi=no", "pubint=0", "audio_codecs=pcmu")),
+                      audio_source=silence, seconds=110)
+    bob = Baresip(tmp_path / "bob", BaresipAccount("bob", "bob-secret-12", port,
+                                                   extra=("mwi=no", "pubint=0", "audio_codecs=pcmu")),
+                  audio_source=silence, seconds=110)
+    phone = Phone(baresip, port)
+    try:
+        for peer in (baresip, bob):
+            await asyncio.to_thread(peer.start)
+            await asyncio.to_thread(peer.wait_registered, 15)
+        await asyncio.to_thread(phone.call)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(phone.send, PIN + "#")
+        # "You have 1 new and 0 saved messages", "Message 1, from 1 0 2 …": 2 while it plays
+        played = await server.prompts.render(Prompts.summary(1, 0))
+        await asyncio.sleep(1.5 + len(played.pcm) / 16000 + 1.0)
+        await asyncio.to_thread(phone.send, "2")
+        incoming = await asyncio.to_thread(bob.wait_event, "CALL_INCOMING", timeout=30)
+        assert "alice" in str(incoming) or "101" in str(incoming), incoming
+        deadline = time.monotonic() + 5
+        while server.calls.active > 1:  # once it rings, the *97 call is over; the call back goes on
+            assert time.monotonic() < deadline, "the *97 call stayed up after the call back rang"
+            await asyncio.sleep(0.1)
+        assert server.calls.active == 1
+        await asyncio.to_thread(bob.command, "hangup")
+        deadline = time.monotonic() + 10
+        while server.calls.active:
+            assert time.monotonic() < deadline, "calls still up after bob declined"
+            await asyncio.sleep(0.2)
+    finally:
+        await asyncio.to_thread(bob.stop)
+        await asyncio.to_thread(baresip.stop)

@@ -1147,3 +1147,51 @@ def test_a_failing_voicemail_leaves_the_caller_the_usual_answer() -> None:
     actions = h.feed(h.call.response("vm", invite, reply_to(invite, 500, "Oops", tag="vm"), h.now()))
     assert _caller_got(actions, 480)
     assert ended(actions).disposition == "failed"
+
+
+# -- call back from the mailbox: REFER from Ringwell's own leg only -----------------------------
+BOX = Target("sip:vm-u-bob@voicemail.invalid", Source("local", "127.0.0.1", 0), "voicemail")
+
+
+def _from_box(h: Harness, method: str, extra: str, cseq: int) -> Request:
+    invite = h.forks["vm"]
+    message = parse_message((
+        f"{method} sip:{RINGWELL}:5060;transport=udp SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP voicemail.invalid;branch={new_branch()}\r\n"
+        "Max-Forwards: 70\r\n"
+        f"From: {invite.headers.get('to')};tag=vm\r\n"
+        f"To: {invite.headers.get('from')}\r\n"
+        f"Call-ID: {invite.call_id}\r\n"
+        f"CSeq: {cseq} {method}\r\n{extra}Content-Length: 0\r\n\r\n").encode())
+    assert isinstance(message, Request)
+    return message
+
+
+def test_a_refer_from_the_mailbox_reaches_the_caller_and_the_phones_notify_comes_back() -> None:
+    h = Harness(targets=0, fallback=BOX)
+    h.start()
+    invite = h.forks["vm"]
+    h.feed(h.call.response("vm", invite, reply_to(invite, 200, "OK", tag="vm", contact=BOX.contact, sdp=ANSWER),
+                           h.now()))
+    h.caller_ack()
+    refer = _from_box(h, "REFER", "Refer-To: <sip:102@127.0.0.1:5060>\r\nReferred-By: <sip:voicemail@x>\r\n", 1)
+    out = h.from_callee("vm", refer, "txn:refer")
+    sent = only_request(out, "REFER", "a")
+    assert sent.call_id == CALLER_CALL_ID and sent.to.tag == CALLER_TAG
+    assert sent.headers.get("refer-to") == "<sip:102@127.0.0.1:5060>"
+    back = h.feed(h.call.response("a", sent, reply_to(sent, 202, "Accepted"), h.now()))
+    assert only_reply(back, "txn:refer").status == 202
+    notify = h.caller_request("NOTIFY", extra="Event: refer\r\nSubscription-State: active;expires=60\r\n")
+    relayed = only_request(h.from_caller(notify, "txn:notify"), "NOTIFY", "vm")
+    assert relayed.headers.get("event") == "refer" and relayed.headers.get("subscription-state").startswith("active")
+
+
+def test_a_refer_from_a_phone_is_refused_so_no_far_end_can_make_a_phone_dial() -> None:
+    h = Harness(targets=1)
+    h.start()
+    h.answer("b0")
+    refer = h.callee_request("b0", "REFER", extra="Refer-To: <sip:+19005550100@127.0.0.1>\r\n")
+    out = h.from_callee("b0", refer, "txn:refer")
+    assert only_reply(out, "txn:refer").status == 405 and requests(out) == []
+    out = h.from_caller(h.caller_request("NOTIFY", extra="Event: refer\r\n"), "txn:notify")
+    assert only_reply(out, "txn:notify").status == 405 and requests(out) == []
