@@ -120,6 +120,9 @@ async def test_the_call_history_page_plays_a_recorded_call_for_its_parties(web):
     assert audio.status_code == 200 and audio.content.startswith(b"OggS")
     assert await events(web, acme.org.id, "recording.played") == []
 
+    detail = (await (await web.logged_in(bob)).get(f"/api/v1/orgs/{acme.org.id}/calls/{call_id}")).json()
+    assert detail["recordings"] == [row.id]  # the call record lists its recordings
+
     as_carol = await web.logged_in(carol)  # not on the call: neither the call nor its recording
     assert player not in (await as_carol.get("/calls")).text
     assert (await as_carol.get(player)).status_code == 404

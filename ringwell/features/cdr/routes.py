@@ -19,10 +19,11 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime, BeforeValidator
 
 from ringwell.features.auth.errors import PermissionDenied
-from ringwell.features.auth.permissions import Role
+from ringwell.features.auth.permissions import Role, grants
 from ringwell.features.cdr import history
 from ringwell.features.cdr.models import Direction, Disposition
 from ringwell.features.cdr.schemas import CallList, CallOut, call_out
+from ringwell.features.recordings.routes import recording_service
 from ringwell.web.context import WebServices
 from ringwell.web.deps import Scope, org_scope, services
 from ringwell.web.errors import ErrorBody
@@ -138,6 +139,11 @@ async def export_calls(scope: Annotated[Scope, Depends(org_scope("calls.export")
 @router.get("/orgs/{org_id}/calls/{call_id}", response_model=CallOut, operation_id="get_call",
             summary="One call", responses={404: {"model": ErrorBody, "description": "call_not_found"}})
 async def get_call(scope: Annotated[Scope, Depends(org_scope("calls.read"))], web: Web, call_id: str) -> CallOut:
-    row = await history.get_call(web.sessions, scope.org.id, call_id, _own_calls_only(scope))
-    return call_out(row)
+    own = _own_calls_only(scope)
+    row = await history.get_call(web.sessions, scope.org.id, call_id, own)
+    out = call_out(row)
+    if grants(scope.identity.permissions, "recordings.read"):
+        recorded = await recording_service(web).of_calls(scope.org.id, [row.id], user_id=own)
+        out.recordings = [r.id for r in recorded.get(row.id, [])]
+    return out
 

@@ -41,6 +41,9 @@ class CallOut(BaseModel):
     rate_prefix: str | None
     codec: str | None
     media: dict[str, Any] | None = Field(description="Per-leg media quality summary, when measured")
+    recordings: list[str] | None = Field(
+        default=None, description="One call: ids of its recordings you may play (see /recordings/{id}); "
+                                  "not filled in lists")
 
 
 class CallList(BaseModel):
