@@ -76,8 +76,8 @@ class Recorder:
         store = BlobStore(sessions, KeyRing(sessions, MasterKey.generate("bench")), directory / "blobs")
         return cls(RecordingService(sessions, store), org.id)
 
-    def start(self, session: MediaSession) -> None:
-        upload = self.service.begin(self.org_id, CONTENT_TYPE)
+    async def start(self, session: MediaSession) -> None:
+        upload = await self.service.begin(self.org_id, CONTENT_TYPE)
         writer = OggOpusWriter(upload.feed)
         recorder = CallRecorder(session, sink=writer.write)
         recorder.start()
@@ -105,7 +105,7 @@ class Bench:
         self.sessions: list[MediaSession] = []
         self.done = asyncio.Event()
 
-    def create(self, n: int, a: Sequence[Any], b: Sequence[Any]) -> dict[str, Any]:
+    async def create(self, n: int, a: Sequence[Any], b: Sequence[Any]) -> dict[str, Any]:
         ports: list[list[int]] = []
         for _ in range(n):
             session = self.relay.create(f"bench-{len(self.sessions)}")
@@ -114,7 +114,7 @@ class Bench:
             session.b.set_remote(str(b[0]), int(b[1]), int(b[1]) + 1)
             ports.append([session.a.local_port, session.b.local_port])
             if self.recorder is not None:
-                self.recorder.start(session)
+                await self.recorder.start(session)
         return {"ports": ports}
 
     async def close(self) -> dict[str, Any]:
@@ -131,7 +131,7 @@ class Bench:
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "create":
-            return self.create(int(request["n"]), request["a"], request["b"])
+            return await self.create(int(request["n"]), request["a"], request["b"])
         if op == "close":
             return await self.close()
         if op == "quit":

@@ -248,7 +248,10 @@ class CallRecordings:
             live.announcing = False
         if live.session.tap is None:
             live.session.tap = live.tap
-        upload = self.service.begin(live.parties.org_id, CONTENT_TYPE)
+        upload = await self.service.begin(live.parties.org_id, CONTENT_TYPE)
+        if live.ended:  # hung up meanwhile
+            upload.cancel()
+            return
         writer = OggOpusWriter(upload.feed)
         recorder = CallRecorder(live.session, sink=writer.write)
         recorder.start(hook=False)

@@ -16,11 +16,13 @@ from sqlalchemy import select, update
 from ringwell.blobs import BlobKind, BlobStore, KeyRing, MasterKey
 from ringwell.blobs.models import Blob
 from ringwell.features.accounts.errors import UserNotFound
+from ringwell.features.accounts.models import Organization
 from ringwell.features.numbers.errors import NumberNotFound
 from ringwell.features.numbers.models import PhoneNumber
 from ringwell.features.recordings.errors import InvalidRecordingPolicy, RecordingNotFound
 from ringwell.features.recordings.models import Mode, Recording, Trigger
 from ringwell.features.recordings.service import CallParties, Decision, RecordingService, number_scope, user_scope
+from ringwell.features.voicemail.service import VoicemailService
 from ringwell.media.oggopus import CONTENT_TYPE, OggOpusWriter
 
 
@@ -43,7 +45,7 @@ def stereo(seconds: float, left_hz: float = 440.0, right_hz: float = 300.0) -> b
 
 
 async def record(recordings: RecordingService, org_id: str, seconds: float, **parties: str | None) -> Recording | None:
-    upload = recordings.begin(org_id, CONTENT_TYPE)
+    upload = await recordings.begin(org_id, CONTENT_TYPE)
     writer = OggOpusWriter(upload.feed)
     writer.write(stereo(seconds))
     writer.close()
@@ -152,3 +154,18 @@ async def test_delete_and_the_retention_purge_remove_file_and_row(recordings, st
     assert await recordings.purge_expired(datetime.now(UTC)) == 1
     assert not store.path(acme["acme"], expired.blob_id).exists()
     assert [r.id for r in await recordings.list(acme["acme"])] == [kept.id]
+
+
+async def test_the_orgs_own_retention_decides_each_new_items_deadline(recordings, sessions, store, acme):
+    async with sessions() as session, session.begin():
+        org = await session.get(Organization, acme["acme"])
+        org.recording_retention_days, org.voicemail_retention_days = 7, 400
+    row = await record(recordings, acme["acme"], 1.0)
+    assert row is not None
+    assert timedelta(days=7) - timedelta(minutes=1) < row.retention_until - datetime.now(UTC) <= timedelta(days=7)
+    message = await VoicemailService(sessions, store, retention_days=30).deposit(
+        acme["acme"], acme["alice"], "102", None, stereo(1.5)[: 2 * 12000])
+    assert message is not None
+    assert timedelta(days=399) < message.retention_until - datetime.now(UTC) <= timedelta(days=400)
+    other = await record(recordings, acme["other"], 1.0)  # no override: the server's 30 days
+    assert other is not None and timedelta(days=29) < other.retention_until - datetime.now(UTC) <= timedelta(days=30)

@@ -18,7 +18,7 @@ from tests.web.test_portal_pages import add_call
 
 async def stored(web, org_id: str, caller, callee, seconds: float = 1.5, call_id: str = "c" * 36):
     service = recording_service(web.services)
-    upload = service.begin(org_id, CONTENT_TYPE)
+    upload = await service.begin(org_id, CONTENT_TYPE)
     writer = OggOpusWriter(upload.feed)
     writer.write(stereo(seconds))
     writer.close()
@@ -130,3 +130,19 @@ async def test_the_call_history_page_plays_a_recorded_call_for_its_parties(web):
     assert player in owner_page
     assert (await acme.client.get(player)).status_code == 200
     assert len(await events(web, acme.org.id, "recording.played")) == 1
+
+
+async def test_an_owner_sets_how_long_the_org_keeps_recordings_and_voicemail(web):
+    acme = await web.tenant("Acme")
+    url = f"/api/v1/orgs/{acme.org.id}"
+    before = (await acme.client.get(url)).json()
+    assert before["recording_retention_days"] is None and before["voicemail_retention_days"] is None
+    response = await acme.client.patch(url, json={"recording_retention_days": 30, "voicemail_retention_days": 14})
+    assert response.status_code == 200, response.text
+    assert (response.json()["recording_retention_days"], response.json()["voicemail_retention_days"]) == (30, 14)
+    for bad in (0, 3651, "30", True):
+        assert (await acme.client.patch(url, json={"recording_retention_days": bad})).status_code == 422
+    response = await acme.client.patch(url, json={"voicemail_retention_days": None})  # back to the server's
+    assert response.json()["voicemail_retention_days"] is None and response.json()["recording_retention_days"] == 30
+    member = await web.logged_in(await web.member(acme.org, "member"))
+    assert (await member.patch(url, json={"recording_retention_days": 3650})).status_code == 403

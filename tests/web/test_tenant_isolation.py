@@ -124,7 +124,7 @@ async def _seed_victim(web) -> Victim:
     assert message is not None
     recordings = recording_service(svc)
     await recordings.set_policy(org.id, "org", Mode.ON_DEMAND)
-    upload = recordings.begin(org.id, CONTENT_TYPE)
+    upload = await recordings.begin(org.id, CONTENT_TYPE)
     writer = OggOpusWriter(upload.feed)
     writer.write(b"\x10\x00" * 16_000)
     writer.close()

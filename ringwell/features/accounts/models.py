@@ -30,6 +30,11 @@ class Organization(Base):
     # Voicemail emails carry the message's audio only when the organization allows it (privacy: the
     # transcript alone tells the gist; the recording is the personal data).
     voicemail_attach_audio: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Retention of the org's voicemail (audio, transcript) and call recordings, in days; None: the
+    # server's default (voicemail_retention_days, recording_retention_days). Each item stores its
+    # own deadline when it is made.
+    voicemail_retention_days: Mapped[int | None]
+    recording_retention_days: Mapped[int | None]
     low_balance_alerted_at: Mapped[datetime | None]  # set when fired; cleared when the balance recovers
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -116,6 +116,8 @@ async def update_org(request: Request, body: OrgPatch,
         scope.org.id, name=body.name if "name" in sent else None,
         low_balance_minor=body.low_balance_minor if "low_balance_minor" in sent else UNSET,
         voicemail_attach_audio=body.voicemail_attach_audio,
+        voicemail_retention_days=body.voicemail_retention_days if "voicemail_retention_days" in sent else UNSET,
+        recording_retention_days=body.recording_retention_days if "recording_retention_days" in sent else UNSET,
         audit=_audit(request, scope, "org.update", "organization"),
     )
     return OrgOut.of(org)

@@ -57,12 +57,18 @@ class OrgOut(BaseModel):
                                                       "(minor units of the currency); null: never")
     voicemail_attach_audio: bool = Field(description="voicemail emails carry the recording (else the transcript "
                                                      "only)")
+    voicemail_retention_days: int | None = Field(description="days a voicemail and its transcript are kept; "
+                                                             "null: the server's default")
+    recording_retention_days: int | None = Field(description="days a call recording is kept; null: the server's "
+                                                             "default")
 
     @classmethod
     def of(cls, org: Organization) -> OrgOut:
         return cls(id=org.id, name=org.name, country=org.country, currency=org.currency,
                    kind="operator" if org.kind == "operator" else "customer", created_at=org.created_at,
-                   low_balance_minor=org.low_balance_minor, voicemail_attach_audio=org.voicemail_attach_audio)
+                   low_balance_minor=org.low_balance_minor, voicemail_attach_audio=org.voicemail_attach_audio,
+                   voicemail_retention_days=org.voicemail_retention_days,
+                   recording_retention_days=org.recording_retention_days)
 
 
 class OrgPatch(_Request):
@@ -71,6 +77,8 @@ class OrgPatch(_Request):
     name: str | None = Field(None, min_length=1, max_length=200, pattern=_TEXT)
     low_balance_minor: int | None = Field(None, ge=0, le=_MAX_MINOR)
     voicemail_attach_audio: bool | None = Field(None, description="attach the recording to voicemail emails")
+    voicemail_retention_days: int | None = Field(None, ge=1, le=3650, description="null: the server's default")
+    recording_retention_days: int | None = Field(None, ge=1, le=3650, description="null: the server's default")
 
     @model_validator(mode="after")
     def _name_not_null(self) -> Self:

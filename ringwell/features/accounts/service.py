@@ -334,6 +334,8 @@ class AccountsService:
     async def update_org(self, org_id: str, *, name: str | None = None,
                          low_balance_minor: int | Literal[_Unset.UNSET] | None = UNSET,
                          voicemail_attach_audio: bool | None = None,
+                         voicemail_retention_days: int | Literal[_Unset.UNSET] | None = UNSET,
+                         recording_retention_days: int | Literal[_Unset.UNSET] | None = UNSET,
                          audit: AuditHook | None = None) -> Organization:
         """Rename the org and/or set the credit below which ``balance.low`` fires (None: never).
 
@@ -348,6 +350,10 @@ class AccountsService:
         if isinstance(low_balance_minor, int) and (isinstance(low_balance_minor, bool) or low_balance_minor < 0):
             raise InvalidAccountData("low_balance_minor must be a whole number of at least 0",
                                      {"field": "low_balance_minor"})
+        for field, days in (("voicemail_retention_days", voicemail_retention_days),
+                            ("recording_retention_days", recording_retention_days)):
+            if days is not UNSET and days is not None and (isinstance(days, bool) or not 1 <= days <= 3650):
+                raise InvalidAccountData(f"{field} must be 1-3650 days (null: the server's default)", {"field": field})
         async with self._sessions() as session, session.begin():
             org: Organization | None = await session.get(Organization, org_id, with_for_update=True)
             if org is None:
@@ -365,6 +371,12 @@ class AccountsService:
             if voicemail_attach_audio is not None and voicemail_attach_audio != org.voicemail_attach_audio:
                 changes["voicemail_attach_audio"] = [org.voicemail_attach_audio, voicemail_attach_audio]
                 org.voicemail_attach_audio = voicemail_attach_audio
+            if voicemail_retention_days is not UNSET and voicemail_retention_days != org.voicemail_retention_days:
+                changes["voicemail_retention_days"] = [org.voicemail_retention_days, voicemail_retention_days]
+                org.voicemail_retention_days = voicemail_retention_days
+            if recording_retention_days is not UNSET and recording_retention_days != org.recording_retention_days:
+                changes["recording_retention_days"] = [org.recording_retention_days, recording_retention_days]
+                org.recording_retention_days = recording_retention_days
             try:
                 await session.flush()
             except IntegrityError as exc:  # a concurrent rename took the name

@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from ringwell.blobs import BlobKind, BlobRef, BlobStore, OpenBlob
 from ringwell.features.accounts.errors import UserNotFound
-from ringwell.features.accounts.models import User
+from ringwell.features.accounts.models import Organization, User
 from ringwell.features.numbers.errors import NumberNotFound
 from ringwell.features.numbers.models import PhoneNumber
 from ringwell.features.recordings.errors import InvalidRecordingPolicy, RecordingNotFound
@@ -214,8 +214,13 @@ class RecordingService:
                         allowed=any(mode is not Mode.OFF for mode, _ in modes))
 
     # -- recordings -------------------------------------------------------------------------
-    def begin(self, org_id: str, content_type: str) -> Upload:
-        return Upload(self._blobs, org_id, content_type, datetime.now(UTC) + self._retention)
+    async def begin(self, org_id: str, content_type: str) -> Upload:
+        """Start a recording's encrypted upload; its retention deadline is the org's, else the server's."""
+        async with self._sessions() as session:
+            days = (await session.execute(select(Organization.recording_retention_days).where(
+                Organization.id == org_id))).scalar_one_or_none()
+        return Upload(self._blobs, org_id, content_type,
+                      datetime.now(UTC) + (timedelta(days=days) if days else self._retention))
 
     async def finish(self, upload: Upload, *, org_id: str, call_record_id: str, caller_user_id: str | None,
                      callee_user_id: str | None, trigger: Trigger, started_at: datetime, duration_s: float,

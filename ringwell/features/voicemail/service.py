@@ -20,7 +20,7 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from ringwell.blobs import BlobKind, BlobStore, OpenBlob
-from ringwell.features.accounts.models import User
+from ringwell.features.accounts.models import Organization, User
 from ringwell.features.voicemail import repository as repo
 from ringwell.features.voicemail.errors import InvalidVoicemail, TranscriptNotReady, VoicemailNotFound
 from ringwell.features.voicemail.models import Folder, TranscriptStatus, Voicemail, VoicemailTerm
@@ -91,10 +91,12 @@ class VoicemailService:
         async with self._sessions() as session:
             owner = (await session.execute(select(User.id).where(User.id == user_id, User.org_id == org_id))
                      ).scalar_one_or_none()
+            days = (await session.execute(select(Organization.voicemail_retention_days).where(
+                Organization.id == org_id))).scalar_one_or_none()
         if owner is None:
             raise InvalidVoicemail("no such user in the organization", {"user_id": user_id})
         now = datetime.now(UTC)
-        retention_until = now + self._retention
+        retention_until = now + (timedelta(days=days) if days else self._retention)  # the org's, else the server's
         audio = await self._blobs.put(org_id, BlobKind.VOICEMAIL, pcm_to_wav(pcm), content_type=_WAV_TYPE,
                                       retention_until=retention_until)
         row = Voicemail(org_id=org_id, user_id=user_id, caller_number=caller_number[:64],
