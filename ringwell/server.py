@@ -53,6 +53,7 @@ from ringwell.pbx.call import CallConfig
 from ringwell.pbx.calls import CachedDirectory, CallManager
 from ringwell.pbx.endpoint import CredentialCache, SipEndpoint
 from ringwell.pbx.mwi import ExpiresPolicy, MwiManager
+from ringwell.pbx.on_hold import HoldMusic
 from ringwell.pbx.originate import DigitCall
 from ringwell.pbx.recording import CallRecordings
 from ringwell.pbx.registrar import BindingStore, Registrar, RegistrarLimits
@@ -274,6 +275,7 @@ class RingwellServer:
         self.recordings = RecordingService(self.sessions, self.blobs,
                                            retention_days=settings.recording_retention_days)
         self.calls.recordings = CallRecordings(self.recordings, self.prompts)
+        self.calls.hold_music = HoldMusic(self.hold_music.hold_music)  # the org's upload, to whoever waits
         self.recording_purge = Periodic("recording-retention", self._purge_recordings, every=3600.0, first=150.0)
         self._mwi_tasks: set[asyncio.Task[None]] = set()
         self.accounts.credentials_changed = self._credentials_changed

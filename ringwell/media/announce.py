@@ -19,7 +19,8 @@ of the prompt goes to it as Ringwell's own stream from that leg's relay socket
 the first packet (RFC 3551 §4.1), packet *n* at ``start + n * 20 ms`` on the monotonic clock.
 
 When every leg has had the whole prompt — or the session closes, or the task is cancelled — the
-substitution is removed and the session unmuted: the parties hear each other again.
+substitution is removed and the session unmuted: the parties hear each other again. With
+``repeat`` (music on hold) the prompt starts over at its end until the task is cancelled.
 """
 
 from __future__ import annotations
@@ -69,11 +70,14 @@ class _Leg:
 
 
 class _Substitution:
-    def __init__(self, pcm: bytes, legs: dict[str, _Leg]) -> None:
+    def __init__(self, pcm: bytes, legs: dict[str, _Leg], repeat: bool = False) -> None:
         self.pcm = pcm
         self.legs = legs
+        self.repeat = repeat
 
     def done(self, leg: _Leg) -> bool:
+        if self.repeat and leg.offset >= len(self.pcm):
+            leg.offset = 0  # music on hold: from the top
         return leg.offset >= len(self.pcm)
 
     def __call__(self, to_side: str, packet: bytes) -> bytes | None:
@@ -120,16 +124,19 @@ async def _own_stream(sub: _Substitution, leg: _Leg) -> None:
 
 
 async def announce(session: MediaSession, pcm: bytes, legs: dict[str, LegCodec], *,
-                   ready_timeout: float = READY_TIMEOUT) -> bool:
+                   ready_timeout: float = READY_TIMEOUT, repeat: bool = False) -> bool:
     """Play ``pcm`` (16-bit 8 kHz mono) to the legs named in ``legs`` (``a``/``b``) while muted.
 
-    Returns True when every leg had the whole prompt, False when the session closed first.
+    Returns True when every leg had the whole prompt, False when the session closed first. With
+    ``repeat`` it plays on, from the top, until cancelled (or the session closes).
     """
     if len(pcm) % 2:
         pcm = pcm[:-1]
+    if not pcm:
+        return True
     now = time.monotonic()
     state = {name: _Leg(session.a if name == "a" else session.b, leg, now) for name, leg in legs.items()}
-    sub = _Substitution(pcm, state)
+    sub = _Substitution(pcm, state, repeat)
     session.muted = True
     session.substitute = sub
     try:

@@ -62,6 +62,7 @@ __all__ = [
     "DialogCreated",
     "DigestLogin",
     "Ended",
+    "Held",
     "HungUp",
     "InfoReceived",
     "Instant",
@@ -155,6 +156,15 @@ class Ended:
 
 
 @dataclass(frozen=True, slots=True)
+class Held:
+    """A relayed offer put one party on hold (``on``) or took the call off hold: ``side`` is the
+    media side (``a`` the caller, ``b`` the callee) of the party that waits (for music on hold)."""
+
+    side: str
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Answered:
     """The call was answered (recorded at once, so a crash still leaves the answer time)."""
 
@@ -162,7 +172,7 @@ class Answered:
     codec: str | None
 
 
-Action = SendRequest | Respond | Transmit | SetTimer | ClearTimer | DialogCreated | Ended | Answered
+Action = SendRequest | Respond | Transmit | SetTimer | ClearTimer | DialogCreated | Ended | Answered | Held
 
 
 class MediaSeam(Protocol):
@@ -1060,10 +1070,13 @@ class Call:
             self._learn(origin, pending.offer, origin.flow)  # RFC 3261 §14.1: only now is the new session in force
             if pending.offer is not None:
                 # On hold nobody need send RTP: the media timeout only watches a two-way call.
-                if direction(pending.offer) == "sendrecv":
+                offered = direction(pending.offer)
+                if offered == "sendrecv":
                     self.media.arm()
                 else:
                     self.media.disarm()
+                # The offerer put the other party on hold (sendonly/inactive), or took it off.
+                actions.append(Held("b" if origin.inbound else "a", offered in ("sendonly", "inactive")))
             if answer is not None and first_codec(answer) is not None:
                 self._learn(leg, answer, leg.flow)
                 body = self._anchored(origin, answer)

@@ -37,6 +37,7 @@ from ringwell.pbx.call import (
     DialogCreated,
     DigestLogin,
     Ended,
+    Held,
     Instant,
     Party,
     Respond,
@@ -45,6 +46,7 @@ from ringwell.pbx.call import (
     Target,
     Transmit,
 )
+from ringwell.pbx.on_hold import HoldMusic
 from ringwell.pbx.recording import CallRecordings
 from ringwell.pbx.registrar import Registrar
 from ringwell.pbx.voicemail_box import BoxMode, Mailbox, VoicemailBoxes
@@ -329,6 +331,9 @@ class CallManager:
         self.voicemail: VoicemailBoxes | None = None
         # Live call recording (ringwell.pbx.recording); set by the composition root, None: never.
         self.recordings: CallRecordings | None = None
+        # Music on hold (ringwell.pbx.on_hold); set by the composition root, None: the phones' own.
+        self.hold_music: HoldMusic | None = None
+        self._codecs: dict[str, str | None] = {}  # the answered calls' codecs
         self._parties: dict[str, CallParties] = {}  # who is on each call, for the recording policy
 
     # -- from the endpoint -----------------------------------------------------------------
@@ -822,11 +827,18 @@ class CallManager:
                                            action.codec))
             if call.id in self._network:
                 self._arm_credit(call)
+            self._codecs[call.id] = action.codec
             parties = self._parties.get(call.id)
             media = self._media.get(call.id)
             if (self.recordings is not None and parties is not None and media is not None
                     and call.winner is not call.fallback_leg):
                 self.recordings.answered(call.id, media.session, action.codec, parties)
+        elif isinstance(action, Held):
+            parties = self._parties.get(call.id)
+            media = self._media.get(call.id)
+            if self.hold_music is not None and parties is not None and media is not None:
+                self.hold_music.changed(call.id, parties.org_id, media.session, self._codecs.get(call.id),
+                                        action.side, action.on)
         elif isinstance(action, Ended):
             self._ended(call, action)
 
@@ -867,6 +879,9 @@ class CallManager:
     def _ended(self, call: Call, ended: Ended) -> None:
         draft = ended.record
         self._parties.pop(call.id, None)
+        self._codecs.pop(call.id, None)
+        if self.hold_music is not None:
+            self.hold_music.ended(call.id)
         if self.recordings is not None:
             self.recordings.ended(call.id)  # before the session closes: what is buffered is written
         media = self._media.pop(call.id, None)
@@ -947,6 +962,8 @@ class CallManager:
             await self.voicemail.stop()
         if self.recordings is not None:
             await self.recordings.stop()
+        if self.hold_music is not None:
+            await self.hold_music.stop()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()

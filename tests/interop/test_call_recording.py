@@ -104,8 +104,10 @@ def _first_sound(path: Path, seconds: float, out: Path, after: float = 0.0) -> P
 
 
 async def _call(server: RingwellServer, tmp_path: Path, voices: tuple[Path, Path], *,
-                during: str | None = None, then: Callable[[], Awaitable[None]] | None = None) -> tuple[Path, Path]:
-    """alice calls bob and hangs up when her file ends; what each phone heard."""
+                during: str | None = None, then: Callable[[Baresip], Awaitable[None]] | None = None,
+                ) -> tuple[Path, Path]:
+    """alice calls bob and hangs up when her file ends; what each phone heard. ``then`` runs once the
+    call is up (given alice's baresip)."""
     alice_wav, bob_wav = voices
     sip_port = server.settings.sip_port
     bob = Linphone(tmp_path / "linphone", "bob", transport="udp", seconds=90)
@@ -126,7 +128,7 @@ async def _call(server: RingwellServer, tmp_path: Path, voices: tuple[Path, Path
             await asyncio.sleep(1.0)
             await asyncio.to_thread(alice.command, "sndcode", during)
         if then is not None:
-            await then()
+            await then(alice)
         await asyncio.to_thread(alice.wait_event, "CALL_CLOSED", timeout=40)  # her file ended
         deadline = time.monotonic() + 10
         while server.calls.active:
@@ -227,7 +229,7 @@ async def test_star_one_records_on_demand_after_the_announcement_and_pauses(ring
     assert live is not None
     states: list[str] = []
 
-    async def pause_a_while() -> None:
+    async def pause_a_while(_: Baresip) -> None:
         """Once *1 started it: paused for 1.5 s (as for a card number), as the API would."""
         call_id = next(iter(server.calls.calls))
         deadline = time.monotonic() + 10

@@ -21,6 +21,7 @@ from ringwell.pbx.call import (
     ClearTimer,
     DialogCreated,
     Ended,
+    Held,
     Instant,
     Party,
     Respond,
@@ -800,6 +801,7 @@ def test_hold_reinvite_from_the_caller_is_relayed_and_answered():
     assert answer.origin.session_id == first_answer.origin.session_id
     assert answer.origin.version == first_answer.origin.version + 1
     assert CALLEE_IP.encode() not in reply.encode()
+    assert Held("b", True) in answered  # the callee waits: music on hold goes to side b
     assert ClearTimer("2xx:a") in h.caller_ack(reinvite.cseq.number)
 
 
