@@ -37,6 +37,7 @@ from ringwell.features.outbound.service import OrgProfile, OutboundService
 from ringwell.features.rating.service import RatingService
 from ringwell.features.recordings.service import RecordingService
 from ringwell.features.trunks.service import TrunkDirectory, TrunksService
+from ringwell.features.voicemail import repository as voicemail_repo
 from ringwell.features.voicemail.email import VoicemailMailer
 from ringwell.features.voicemail.hold_music import HoldMusicService
 from ringwell.features.voicemail.mailbox import MailboxService
@@ -279,6 +280,8 @@ class RingwellServer:
         self.recording_purge = Periodic("recording-retention", self._purge_recordings, every=3600.0, first=150.0)
         self._mwi_tasks: set[asyncio.Task[None]] = set()
         self.accounts.credentials_changed = self._credentials_changed
+        self.accounts.user_files = voicemail_repo.user_files  # a deleted user's mailbox files go with them
+        self.accounts.delete_file = self.blobs.delete
         self.endpoint.sender = self._sender
         self.endpoint.trunk_of = self.trunks.identify
         self.registrations = TrunkRegistrations(self.endpoint, self._via_for, host, settings.sip_port,

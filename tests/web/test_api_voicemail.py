@@ -12,6 +12,7 @@ import wave
 from sqlalchemy import select
 
 from ringwell.features.audit.models import AuditEvent
+from ringwell.features.voicemail.mailbox_routes import mailbox_service
 from ringwell.features.voicemail.routes import voicemail_service
 
 
@@ -143,3 +144,17 @@ async def test_the_voicemail_email_choices_are_set_through_the_api(web):
     assert off.status_code == 200 and off.json()["voicemail_email"] is False
     refused = await acme.api.patch(user, json={"voicemail_email": "no"})
     assert refused.status_code == 422  # strict: not a boolean
+
+
+async def test_deleting_a_user_deletes_their_messages_and_greeting_files_too(web):
+    acme = await web.tenant("Acme")
+    alice = await web.member(acme.org, "member")
+    message = await deposit(web, alice, "+14155550101")
+    service = voicemail_service(web.services)
+    await service.set_transcript(acme.org.id, message.id, "call me back")
+    await mailbox_service(web.services).set_greeting_pcm(acme.org.id, alice.user.id, tone(1.0))
+    files = [p for p in (web.services.settings.data_dir / "blobs").rglob("*") if p.is_file()]
+    assert len(files) == 3  # the message, its transcript, the greeting
+    response = await acme.client.delete(f"/api/v1/orgs/{acme.org.id}/users/{alice.user.id}")
+    assert response.status_code == 204
+    assert [p for p in (web.services.settings.data_dir / "blobs").rglob("*") if p.is_file()] == []

@@ -137,6 +137,11 @@ class AccountsService:
         # Told (credential id, SIP username) after a SIP password changed or a credential was
         # deleted, once committed: the SIP side drops its cached HA1 and the registrations.
         self.credentials_changed: Callable[[str, str], None] | None = None
+        # A user's encrypted files (voicemail, transcripts, their greeting), listed in the delete's
+        # transaction (their rows go by cascade) and removed once it committed: nothing of a
+        # deleted user stays readable. Set by the composition root.
+        self.user_files: Callable[[AsyncSession, str, str], Awaitable[list[str]]] | None = None
+        self.delete_file: Callable[[str, str], Awaitable[bool]] | None = None
 
     def _changed(self, credentials: Iterable[tuple[str, str]]) -> None:
         if self.credentials_changed is not None:
@@ -496,11 +501,15 @@ class AccountsService:
             details = {"email": user.email, "extension": user.extension, "role": user.role}
             gone = [(c.credential_id, c.username)
                     for c in await repo.credential_records(session, org_id, user.id, webphone=True)]
+            files = await self.user_files(session, org_id, user.id) if self.user_files is not None else []
             await session.delete(user)
             await session.flush()
             if audit is not None:
-                await audit(session, user_id, details)
+                await audit(session, user_id, {**details, "files_deleted": len(files)})
         self._changed(gone)
+        if self.delete_file is not None:
+            for blob_id in files:
+                await self.delete_file(org_id, blob_id)
 
     async def _keep_an_owner(self, session: AsyncSession, org_id: str, user_id: str, doing: str) -> None:
         owners = await repo.owner_ids(session, org_id, Role.OWNER.value)

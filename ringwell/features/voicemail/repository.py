@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ringwell.features.voicemail.mailbox_models import MailboxRow
 from ringwell.features.voicemail.models import Folder, Voicemail
 
-__all__ = ["count_by_folder", "get", "list_messages"]
+__all__ = ["count_by_folder", "get", "list_messages", "user_files"]
 
 
 async def get(session: AsyncSession, org_id: str, voicemail_id: str) -> Voicemail | None:
@@ -37,3 +38,13 @@ async def count_by_folder(session: AsyncSession, user_id: str) -> dict[str, int]
     query = (select(Voicemail.folder, func.count()).where(Voicemail.user_id == user_id)
              .group_by(Voicemail.folder))
     return {str(folder): int(count) for folder, count in (await session.execute(query)).all()}
+
+
+async def user_files(session: AsyncSession, org_id: str, user_id: str) -> list[str]:
+    """Every blob id of a user's mailbox: messages, transcripts and the custom greeting (for deleting
+    the user: their rows go by cascade, their encrypted files must go too)."""
+    rows = (await session.execute(select(Voicemail.audio_blob_id, Voicemail.transcript_blob_id).where(
+        Voicemail.org_id == org_id, Voicemail.user_id == user_id))).all()
+    greeting = (await session.execute(select(MailboxRow.greeting_blob_id).where(
+        MailboxRow.org_id == org_id, MailboxRow.user_id == user_id))).scalar_one_or_none()
+    return [blob for row in rows for blob in row if blob] + ([greeting] if greeting else [])
