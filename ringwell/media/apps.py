@@ -83,6 +83,7 @@ _BURST = 64
 _MAX_AHEAD = SAMPLE_RATE * 30  # a timestamp this far past the recording's end is a jump, not a silence
 _MAX_BEHIND = SAMPLE_RATE // 5  # a packet this far before the first one received is reordered, not stale
 _LITTLE = sys.byteorder == "little"
+_FLUSH_EVERY = 50  # packets (both sides) between a call recorder's writes
 
 
 class StopReason(enum.Enum):
@@ -623,7 +624,10 @@ class CallRecorder:
         self.packets = {"a": 0, "b": 0}
         self.skipped = 0
         self.frames_written = 0
-        self._since_flush = 0
+        # Where in the flush cycle this recorder starts: recorders started together (a burst of
+        # answered calls, a benchmark) would otherwise all write — and encode — in the same loop
+        # iteration, stalling every call's media for tens of milliseconds.
+        self._since_flush = secrets.randbelow(_FLUSH_EVERY)
         self._stopped = False
 
     @property
@@ -665,7 +669,7 @@ class CallRecorder:
         pos = self._now_pos()
         self._tracks[side].place(timestamp, g711.decode(codec, payload), pos, round(self.RESYNC_SECONDS * SAMPLE_RATE))
         self._since_flush += 1
-        if self._since_flush >= 50:  # about twice a second with both sides talking
+        if self._since_flush >= _FLUSH_EVERY:  # about twice a second with both sides talking
             self._since_flush = 0
             self._flush(pos - round(self.FLUSH_SECONDS * SAMPLE_RATE))
 
