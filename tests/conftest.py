@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import make_url, text
@@ -19,28 +22,64 @@ def postgres_url() -> str | None:
     return os.environ.get(POSTGRES_ENV) or None
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def db_url(request, tmp_path) -> AsyncIterator[str]:
-    """A migrated, empty database: SQLite in tmp_path, or a fresh schema in PostgreSQL."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-        engine = create_engine(url)
+# Each test gets a database of its own, copied from one migrated per session: SQLite from a
+# template file, PostgreSQL with CREATE DATABASE ... TEMPLATE. Migrating from scratch for every
+# test (about 0.5 s on SQLite, 0.7 s on PostgreSQL, 700+ tests) was minutes of every run; the
+# migrations themselves are tested on their own (test_storage, test_migrations_match_the_models).
+_templates: dict[str, str] = {}
+
+
+async def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if "sqlite" not in _templates:
+        path = tmp_path_factory.mktemp("db-template") / "template.db"
+        engine = create_engine(f"sqlite+aiosqlite:///{path}")
         await migrate(engine)
         await engine.dispose()
-        yield url
+        _templates["sqlite"] = str(path)
+    return Path(_templates["sqlite"])
+
+
+async def _postgres_template(admin: AsyncEngine, base: str, config: pytest.Config) -> str:
+    if "postgresql" not in _templates:
+        name = "rw_template_" + secrets.token_hex(6)
+        async with admin.connect() as conn:
+            await conn.execute(text(f"CREATE DATABASE {name}"))
+        engine = create_engine(make_url(async_url(base)).set(database=name).render_as_string(hide_password=False))
+        await migrate(engine)
+        await engine.dispose()
+        _templates["postgresql"] = name
+
+        def drop() -> None:
+            async def run() -> None:
+                dropper = create_async_engine(async_url(base), isolation_level="AUTOCOMMIT")
+                async with dropper.connect() as conn:
+                    await conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                await dropper.dispose()
+
+            asyncio.run(run())
+
+        config.add_cleanup(drop)
+    return _templates["postgresql"]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def db_url(request, tmp_path, tmp_path_factory) -> AsyncIterator[str]:
+    """A migrated, empty database: SQLite in tmp_path, or a fresh database in PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copyfile(await _sqlite_template(tmp_path_factory), path)
+        yield f"sqlite+aiosqlite:///{path}"
         return
     base = postgres_url()
     if base is None:
         pytest.skip(f"{POSTGRES_ENV} is not set (CI sets it; the test then must run)")
     name = "rw_" + secrets.token_hex(6)
     admin: AsyncEngine = create_async_engine(async_url(base), isolation_level="AUTOCOMMIT")
+    template = await _postgres_template(admin, base, request.config)
     async with admin.connect() as conn:
-        await conn.execute(text(f"CREATE DATABASE {name}"))
+        await conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {template}"))
     url = make_url(async_url(base)).set(database=name).render_as_string(hide_password=False)
     try:
-        engine = create_engine(url)
-        await migrate(engine)
-        await engine.dispose()
         yield url
     finally:
         async with admin.connect() as conn:
