@@ -59,7 +59,7 @@ INITIAL_SILENCE = 10.0  # seconds a caller may stay silent after the beep before
 GOODBYE = "Thank you. Your message has been recorded. Goodbye."
 REFER_TIMEOUT = 8.0  # seconds for the phone to accept (202) or refuse a call back's REFER
 _REFER_PROGRESS = re.compile(rb"^SIP/2\.0 (18[0-9]|2[0-9][0-9])\b")  # sipfrag of a NOTIFY: ringing or answered
-CALL_BACK_LINGER = 20.0  # seconds the box waits for the phone to end the *97 call after a call back
+CALL_BACK_LINGER = 4.0  # seconds the box waits for the phone to end the *97 call after a call back
 
 
 class BoxMode(enum.Enum):

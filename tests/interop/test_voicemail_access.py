@@ -308,12 +308,7 @@ async def test_call_back_from_the_mailbox_makes_the_phone_call_the_caller(ringwe
         while server.calls.active > 1:
             assert time.monotonic() < deadline, "the *97 call stayed up after the call back"
             await asyncio.sleep(0.1)
-        assert server.calls.active == 1
-        await asyncio.to_thread(bob.command, "hangup")
-        deadline = time.monotonic() + 10
-        while server.calls.active:
-            assert time.monotonic() < deadline, "calls still up after bob declined"
-            await asyncio.sleep(0.2)
+        assert server.calls.active == 1  # the call back (bob's phone, or his mailbox if it gave up ringing)
     finally:
         await asyncio.to_thread(bob.stop)
         await asyncio.to_thread(baresip.stop)
