@@ -27,11 +27,11 @@ from ringwell.features.accounts.service import UserSpec
 from ringwell.features.recordings.models import Action, Mode
 from ringwell.pbx.recording import ANNOUNCEMENT
 from ringwell.server import RingwellServer
-from ringwell.settings import ensure_config, load_settings
 from tests.audio import similarity, speech_wav
 from tests.peers.baresip import Baresip, BaresipAccount
+from tests.peers.inprocess import inprocess_server
 from tests.peers.linphone import Linphone
-from tests.peers.ports import LOOPBACK, free_port
+from tests.peers.ports import LOOPBACK
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(150)]
 
@@ -40,23 +40,13 @@ ORG = "Acme"
 
 @pytest.fixture
 async def ringwell(tmp_path):
-    ensure_config(tmp_path)
-    rtp = free_port(40)
-    settings = load_settings(tmp_path, {
-        "RINGWELL_BIND": LOOPBACK, "RINGWELL_SIP_PORT": str(free_port()), "RINGWELL_TLS_PORT": str(free_port()),
-        "RINGWELL_HTTP_PORT": str(free_port()), "RINGWELL_RTP_PORTS": f"{rtp}-{rtp + 39}",
-    })
-    server = RingwellServer(settings)
-    await server.start()
-    try:
+    async with inprocess_server(tmp_path) as server:
         accounts = server.accounts
         org = await accounts.create_org(ORG)
         await accounts.create_user(ORG, UserSpec("alice@example.com", "101", "alice", "alice-secret-1"))
         await accounts.create_user(ORG, UserSpec("bob@example.com", "201", "bob", "bob-secret-12"))
         server.test_org_id = org.id  # type: ignore[attr-defined]
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,11 @@ import pytest
 
 from ringwell.features.accounts.service import UserSpec
 from ringwell.pbx.mwi import MessageSummary
-from ringwell.server import RingwellServer
-from ringwell.settings import ensure_config, load_settings
 from ringwell.sip import digest
 from ringwell.sip.message import Request, Response, parse_message
 from tests.peers.baresip import Baresip, BaresipAccount
-from tests.peers.ports import LOOPBACK, free_port
+from tests.peers.inprocess import inprocess_server
+from tests.peers.ports import LOOPBACK
 from tests.sipclient import Client
 
 pytestmark = pytest.mark.peers
@@ -43,15 +42,7 @@ class MwiBaresip(Baresip):
 
 @pytest.fixture
 async def ringwell(tmp_path):
-    ensure_config(tmp_path)
-    rtp = free_port(40)
-    settings = load_settings(tmp_path, {
-        "RINGWELL_BIND": LOOPBACK, "RINGWELL_SIP_PORT": str(free_port()), "RINGWELL_TLS_PORT": str(free_port()),
-        "RINGWELL_HTTP_PORT": str(free_port()), "RINGWELL_RTP_PORTS": f"{rtp}-{rtp + 39}",
-    })
-    server = RingwellServer(settings)
-    await server.start()
-    try:
+    async with inprocess_server(tmp_path) as server:
         accounts = server.accounts
         await accounts.create_org(ORG)
         alice = await accounts.create_user(ORG, UserSpec("alice@example.com", "101", "alice", "alice-secret-1"))
@@ -63,8 +54,6 @@ async def ringwell(tmp_path):
 
         server.mwi.counts = mailbox  # what the voicemail slice will provide
         yield server, counts, {"alice": alice.user.id, "bob": bob.user.id}
-    finally:
-        await server.stop()
 
 
 _MWI_SHOWN = re.compile(r"^----- MWI for \S+ -----\n((?:[A-Za-z-]+: .*\n)+)", re.MULTILINE)

@@ -27,10 +27,10 @@ from ringwell.features.auth.permissions import ORG_PERMISSIONS
 from ringwell.pbx.voicemail_box import CALL_BACK_LINGER
 from ringwell.pbx.voicemail_menu import Prompts
 from ringwell.server import RingwellServer
-from ringwell.settings import ensure_config, load_settings
 from tests.audio import read_wav, similarity, speech_wav
 from tests.peers.baresip import Baresip, BaresipAccount
-from tests.peers.ports import LOOPBACK, free_port
+from tests.peers.inprocess import inprocess_server
+from tests.peers.ports import LOOPBACK
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(240)]
 
@@ -41,19 +41,8 @@ SENTENCE = "Hi Alice, this is Robert from Northwind. The shipment of forty crate
 
 @pytest.fixture
 async def ringwell(tmp_path):
-    ensure_config(tmp_path)
-    rtp = free_port(40)
-    settings = load_settings(tmp_path, {
-        "RINGWELL_BIND": LOOPBACK, "RINGWELL_SIP_PORT": str(free_port()), "RINGWELL_TLS_PORT": str(free_port()),
-        "RINGWELL_HTTP_PORT": str(free_port()), "RINGWELL_RTP_PORTS": f"{rtp}-{rtp + 39}",
-        "RINGWELL_VOICEMAIL_ENABLED": "true",
-    })
-    server = RingwellServer(settings)
-    await server.start()
-    try:
+    async with inprocess_server(tmp_path) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 def _pcm(path: Path) -> bytes:

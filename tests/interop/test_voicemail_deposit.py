@@ -20,12 +20,12 @@ import pytest
 from ringwell.features.accounts.models import Organization
 from ringwell.features.accounts.service import UserSpec
 from ringwell.server import RingwellServer
-from ringwell.settings import ensure_config, load_settings
 from ringwell.transcribe.score import digits, normalize
 from tests.audio import similarity, speech_wav
 from tests.interop.test_mwi_peers import MwiBaresip, mwi_shown
 from tests.peers.baresip import Baresip, BaresipAccount
-from tests.peers.ports import LOOPBACK, free_port
+from tests.peers.inprocess import inprocess_server
+from tests.peers.ports import LOOPBACK
 from tests.peers.smtp import SmtpSink
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(120)]
@@ -60,20 +60,10 @@ def smtp():
 
 @pytest.fixture
 async def ringwell(tmp_path, smtp):
-    ensure_config(tmp_path)
-    rtp = free_port(40)
-    settings = load_settings(tmp_path, {
-        "RINGWELL_SMTP_HOST": smtp.host, "RINGWELL_SMTP_PORT": str(smtp.port), "RINGWELL_SMTP_SECURITY": "none",
-        "RINGWELL_BIND": LOOPBACK, "RINGWELL_SIP_PORT": str(free_port()), "RINGWELL_TLS_PORT": str(free_port()),
-        "RINGWELL_HTTP_PORT": str(free_port()), "RINGWELL_RTP_PORTS": f"{rtp}-{rtp + 39}",
-        "RINGWELL_VOICEMAIL_ENABLED": "true", "RINGWELL_VOICEMAIL_SILENCE_SECONDS": "2",
-    })
-    server = RingwellServer(settings)
-    await server.start()
-    try:
+    env = {"RINGWELL_SMTP_HOST": smtp.host, "RINGWELL_SMTP_PORT": str(smtp.port), "RINGWELL_SMTP_SECURITY": "none",
+           "RINGWELL_VOICEMAIL_SILENCE_SECONDS": "2"}
+    async with inprocess_server(tmp_path, env) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 def _message_wav(tmp_path: Path) -> Path:

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from ringwell.features.accounts.service import UserSpec
 from ringwell.features.cdr.models import CallRecord
 from ringwell.server import RingwellServer
-from ringwell.settings import ensure_config, load_settings
 from tests.audio import speech_wav
 from tests.peers.baresip import Baresip, BaresipAccount
-from tests.peers.ports import LOOPBACK, free_port
+from tests.peers.inprocess import inprocess_server
+from tests.peers.ports import LOOPBACK
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(90)]
 
@@ -30,19 +30,9 @@ ORG = "Acme"
 
 @pytest.fixture
 async def ringwell(tmp_path):
-    ensure_config(tmp_path)
-    rtp = free_port(40)
-    settings = load_settings(tmp_path, {
-        "RINGWELL_BIND": LOOPBACK, "RINGWELL_SIP_PORT": str(free_port()), "RINGWELL_TLS_PORT": str(free_port()),
-        "RINGWELL_HTTP_PORT": str(free_port()), "RINGWELL_RTP_PORTS": f"{rtp}-{rtp + 39}",
-    })
-    assert settings.voicemail_enabled  # the default
-    server = RingwellServer(settings)
-    await server.start()
-    try:
+    async with inprocess_server(tmp_path) as server:
+        assert server.settings.voicemail_enabled  # the default
         yield server
-    finally:
-        await server.stop()
 
 
 async def _record(server: RingwellServer, dialled: str, timeout: float = 15.0) -> CallRecord:

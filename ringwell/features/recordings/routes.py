@@ -14,13 +14,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response, StreamingResponse
 
-from ringwell.blobs import OpenBlob, blob_store
+from ringwell.blobs import blob_store
 from ringwell.features.audit.service import Actor
 from ringwell.features.auth.errors import PermissionDenied
 from ringwell.features.auth.permissions import Role
@@ -36,6 +35,7 @@ from ringwell.features.recordings.schemas import (
     RecordingOut,
 )
 from ringwell.features.recordings.service import ORG_SCOPE, RecordingService, number_scope, user_scope
+from ringwell.web.blob_response import blob_response
 from ringwell.web.context import WebServices
 from ringwell.web.deps import Scope, org_scope, services
 from ringwell.web.errors import ErrorBody
@@ -152,14 +152,6 @@ async def get_recording(scope: Annotated[Scope, Depends(org_scope("recordings.re
     return RecordingOut.of(await _visible(service, scope, recording_id))
 
 
-async def _stream(blob: OpenBlob) -> AsyncIterator[bytes]:
-    try:
-        async for piece in blob:
-            yield piece
-    finally:
-        blob.close()
-
-
 @router.get("/orgs/{org_id}/recordings/{recording_id}/audio", response_class=StreamingResponse,
             operation_id="download_recording_audio", summary="The recording (Ogg/Opus, stereo, streamed)",
             responses={200: {"content": {"audio/ogg": {"schema": {"type": "string", "format": "binary"}}},
@@ -182,10 +174,7 @@ async def audio_response(web: WebServices, service: RecordingService, row: Recor
         except BaseException:
             blob.close()
             raise
-    disposition = "attachment" if attachment else "inline"
-    return StreamingResponse(_stream(blob), media_type="audio/ogg",
-                             headers={"Content-Length": str(blob.ref.size),
-                                      "Content-Disposition": f'{disposition}; filename="recording-{row.id}.ogg"'})
+    return blob_response(blob, "audio/ogg", f"recording-{row.id}.ogg", attachment=attachment)
 
 
 @router.delete("/orgs/{org_id}/recordings/{recording_id}", status_code=204, response_class=Response,

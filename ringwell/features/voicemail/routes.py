@@ -8,13 +8,12 @@ owner is a ``voicemail.played`` audit event.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response, StreamingResponse
 
-from ringwell.blobs import OpenBlob, blob_store
+from ringwell.blobs import blob_store
 from ringwell.features.audit.service import Actor
 from ringwell.features.auth.errors import PermissionDenied
 from ringwell.features.auth.permissions import Role
@@ -23,6 +22,7 @@ from ringwell.features.voicemail.errors import TranscriptNotReady, VoicemailNotF
 from ringwell.features.voicemail.models import Folder, TranscriptStatus, Voicemail
 from ringwell.features.voicemail.schemas import VoicemailDetail, VoicemailList, VoicemailOut
 from ringwell.features.voicemail.service import MAX_LIST, VoicemailService
+from ringwell.web.blob_response import blob_response
 from ringwell.web.context import WebServices
 from ringwell.web.deps import Scope, org_scope, services
 from ringwell.web.errors import ErrorBody
@@ -102,14 +102,6 @@ async def get_voicemail(scope: Annotated[Scope, Depends(org_scope("voicemail.rea
     return VoicemailDetail(**VoicemailOut.of(row).model_dump(), transcript=transcript)
 
 
-async def _stream(blob: OpenBlob) -> AsyncIterator[bytes]:
-    try:
-        async for piece in blob:
-            yield piece
-    finally:
-        blob.close()
-
-
 @router.get("/orgs/{org_id}/voicemails/{voicemail_id}/audio", response_class=StreamingResponse,
             operation_id="download_voicemail_audio", summary="The message's audio (WAV, streamed)",
             responses={200: {"content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
@@ -133,10 +125,7 @@ async def audio_response(web: WebServices, service: VoicemailService, row: Voice
         except BaseException:
             blob.close()
             raise
-    disposition = "attachment" if attachment else "inline"
-    return StreamingResponse(_stream(blob), media_type="audio/wav",
-                             headers={"Content-Length": str(blob.ref.size),
-                                      "Content-Disposition": f'{disposition}; filename="voicemail-{row.id}.wav"'})
+    return blob_response(blob, "audio/wav", f"voicemail-{row.id}.wav", attachment=attachment)
 
 
 @router.post("/orgs/{org_id}/voicemails/{voicemail_id}/read", response_model=VoicemailOut,
