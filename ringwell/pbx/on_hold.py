@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from ringwell.media.announce import LegCodec, announce
+from ringwell.media.apps import STATIC_PAYLOAD_TYPES
 from ringwell.media.relay import MediaSession
 
 __all__ = ["CACHE_SECONDS", "HoldMusic"]
@@ -23,7 +24,6 @@ __all__ = ["CACHE_SECONDS", "HoldMusic"]
 log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 60.0
-_G711 = {"PCMU": 0, "PCMA": 8}
 
 
 class HoldMusic:
@@ -43,9 +43,9 @@ class HoldMusic:
         """A party went on hold (``on``: play to ``side``) or the call came off hold (stop)."""
         self.ended(call_id)
         name = (codec or "").upper()
-        if not on or name not in _G711:
+        if not on or name not in STATIC_PAYLOAD_TYPES:
             return
-        task = asyncio.ensure_future(self._play(org_id, session, LegCodec(name, _G711[name]), side))
+        task = asyncio.ensure_future(self._play(org_id, session, LegCodec(name, STATIC_PAYLOAD_TYPES[name]), side))
         self._playing[call_id] = task
         task.add_done_callback(lambda done: self._finished(call_id, done))
 

@@ -36,7 +36,7 @@ from ringwell.features.recordings.errors import CallNotLive, RecordingNotAllowed
 from ringwell.features.recordings.models import Action, Trigger
 from ringwell.features.recordings.service import CallParties, Decision, RecordingService, Upload
 from ringwell.media.announce import LegCodec, announce
-from ringwell.media.apps import CallRecorder
+from ringwell.media.apps import STATIC_PAYLOAD_TYPES, CallRecorder
 from ringwell.media.dtmf import DtmfCollector, parse_telephone_event
 from ringwell.media.oggopus import CONTENT_TYPE, OggOpusWriter
 from ringwell.media.prompts import PromptCache
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 ANNOUNCEMENT = "This call is being recorded."
 CODE_SECONDS = 3.0
-_G711 = {"PCMU": 0, "PCMA": 8}
 _AUDIO_PTS = frozenset({0, 8, 13})  # PCMU, PCMA, comfort noise: never telephone-events
 
 
@@ -94,9 +93,9 @@ class CallRecordings:
     def answered(self, call_id: str, session: MediaSession, codec: str | None, parties: CallParties) -> None:
         """A call was answered: decide, and start recording if its policy says so (in a task)."""
         name = (codec or "").upper()
-        if name not in _G711 or call_id in self._live:
+        if name not in STATIC_PAYLOAD_TYPES or call_id in self._live:
             return  # only G.711 is recorded (what the relay carries for phones and browsers alike)
-        legs = {side: LegCodec(name, _G711[name]) for side in ("a", "b")}
+        legs = {side: LegCodec(name, STATIC_PAYLOAD_TYPES[name]) for side in ("a", "b")}
         live = _Live(call_id, session, legs, parties)
         live.tap = self._make_tap(live)
         self._live[call_id] = live
