@@ -85,3 +85,17 @@ async def db_url(request, tmp_path, tmp_path_factory) -> AsyncIterator[str]:
         async with admin.connect() as conn:
             await conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
         await admin.dispose()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers).
+
+    A test file's tests stay on one worker, so a module-scoped fixture starts its peers once; the
+    interop tests, which drive real phones and browsers in real time, all run on one worker, one
+    after the other, while the other worker takes the rest.
+    """
+    for item in items:
+        path = Path(item.path)
+        group = "interop" if "interop" in path.parts else "-".join(path.parts[-2:])
+        item.add_marker(pytest.mark.xdist_group(group))

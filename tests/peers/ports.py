@@ -4,10 +4,13 @@ Ports are drawn at random below the kernel's ephemeral range, so that they do no
 collide with the source ports of outgoing TCP connections (SIPp, kamailio and
 baresip all open some), and each candidate is checked by binding it for UDP *and*
 TCP on 127.0.0.1. Other agents on the machine use fixed ports; the check skips them.
+Under pytest-xdist each worker draws from its own slice of that range, so two workers never
+hand the same block to their peers.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 
@@ -30,6 +33,17 @@ def ephemeral_low() -> int:
         return 32768
 
 
+def _slice(low: int, high: int) -> tuple[int, int]:
+    """This process's part of ``low .. high``: all of it, or worker N's N-th of it under pytest-xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if count <= 1 or not worker.startswith("gw"):
+        return low, high
+    index = int(worker[2:]) % count
+    span = (high - low) // count
+    return low + index * span, low + (index + 1) * span
+
+
 def _is_free(port: int) -> bool:
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         with socket.socket(socket.AF_INET, kind) as s:
@@ -48,11 +62,11 @@ def free_port(count: int = 1) -> int:
     """
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
-    high = ephemeral_low() - count
+    low, high = _slice(LOW, ephemeral_low() - count)
     rng = random.SystemRandom()
     for _round in range(2):
         for _ in range(_ATTEMPTS):
-            base = rng.randrange(LOW, high)
+            base = rng.randrange(low, high)
             if any(base < end and lo < base + count for lo, end in _handed):
                 continue
             if all(_is_free(p) for p in range(base, base + count)):
