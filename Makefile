@@ -2,7 +2,7 @@
 BIN := .venv/bin
 DATA ?= data
 
-.PHONY: run test check peers phone-bundle bench bench-register bench-calls bench-media bench-recording bench-rating bench-api bench-webrtc bench-transcribe clean
+.PHONY: run test check peers phone-bundle bench bench-register bench-calls bench-media bench-recording bench-rating bench-api bench-webrtc bench-transcribe bench-export clean
 
 .venv/.run: pyproject.toml scripts/venv.sh
 	@scripts/venv.sh
@@ -35,7 +35,7 @@ phone-bundle:
 	cd frontend && npm ci --ignore-scripts --no-audit --no-fund && npm run build
 
 ## bench: every benchmark (results go to bench/RESULTS.md)
-bench: bench-register bench-calls bench-media bench-recording bench-rating bench-api bench-webrtc bench-transcribe
+bench: bench-register bench-calls bench-media bench-recording bench-rating bench-api bench-webrtc bench-transcribe bench-export
 
 bench-register: .venv/.test peers
 	$(BIN)/python -m bench.register
@@ -92,6 +92,10 @@ $(STT_COMPARE)/.installed: .venv/.run
 ## bench-transcribe: RTF and WER of offline speech-to-text (Whisper tiny.en, base, pocketsphinx) on 8 kHz μ-law speech (ARGS=--only tiny.en ...)
 bench-transcribe: .venv/.test peers $(STT_COMPARE)/.installed
 	$(BIN)/python -m bench.transcribe $(ARGS)
+
+## bench-export: a person's export (1 M CDRs, 1 GB of recordings) beside sqlite3 -csv + zip -0 (ARGS=--cdrs N ...)
+bench-export: .venv/.test
+	$(BIN)/python -m bench.export $(ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

@@ -24,6 +24,7 @@ from ringwell import __version__
 from ringwell.errors import ConfigError, DomainError
 from ringwell.features.accounts.models import User
 from ringwell.features.accounts.service import AccountsService, UserSpec
+from ringwell.features.audit import cli as audit_cli
 from ringwell.features.auth.passwords import hash_password
 from ringwell.features.auth.permissions import Role
 from ringwell.features.cdr import service as cdr
@@ -1035,6 +1036,39 @@ def cmd_top_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Run the retention engine now (``--dry-run``: count only) and print its report."""
+    from ringwell.blobs import blob_store  # noqa: PLC0415 - keeps other admin commands light
+    from ringwell.features.audit.service import AuditLog  # noqa: PLC0415
+    from ringwell.features.privacy.retention import policy_from_settings  # noqa: PLC0415
+    from ringwell.features.privacy.retention_service import RetentionService  # noqa: PLC0415
+    from ringwell.features.voicemail import repository as voicemail_repo  # noqa: PLC0415
+
+    settings = _settings(args)
+
+    async def action(accounts: AccountsService, sessions: Any) -> Any:
+        blobs = blob_store(settings, sessions)
+        accounts.user_files = voicemail_repo.user_files  # a deleted closed account's files go with it
+        accounts.delete_file = blobs.delete
+        service = RetentionService(sessions, policy=policy_from_settings(settings), blobs=blobs, accounts=accounts,
+                                   audit=AuditLog(sessions))
+        return await service.run(datetime.now(UTC), dry_run=args.dry_run)
+
+    report = _run(_Admin(settings)(action))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+        return 0
+    print(f"retention {'dry run (nothing deleted)' if report.dry_run else 'run'} at "
+          f"{report.started_at.isoformat(timespec='seconds')}")
+    print(f"{'data class':<22} {'purged':>10} {'held':>10}")
+    for name, count in report.counts.items():
+        print(f"{name:<22} {count.purged:>10} {count.held:>10}")
+    print(f"{'total':<22} {report.purged:>10} {report.held:>10}")
+    for note in report.notes:
+        print(f"note: {note}")
+    return 0
+
+
 def _billing_commands(admin: Any, common: argparse.ArgumentParser) -> None:
     p = admin.add_parser("credit", parents=[common],
                          help="manual credit (or debit, with a negative amount) by an operator, with a reason")
@@ -1163,6 +1197,18 @@ def _parser() -> argparse.ArgumentParser:
     _fraud_commands(admin, common)
     _rating_commands(admin, common)
     _billing_commands(admin, common)
+    audit_cli.add_commands(admin, common)
+    p = admin.add_parser("retention", parents=[common], help="delete data past its retention period now (what a "
+                         "legal hold covers is kept); prints the report")
+    p.add_argument("--dry-run", action="store_true", help="count what would be deleted; change nothing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_retention)
+    from ringwell.features.privacy import export_cli  # noqa: PLC0415 - privacy requests (issue 8)
+    export_cli.add_commands(admin, common)
+    from ringwell.blobs import keys_cli  # noqa: PLC0415 - data key rotation (issue 8)
+    keys_cli.add_commands(admin, common)
+    from ringwell.features.privacy import incidents_cli  # noqa: PLC0415 - the breach register (issue 8)
+    incidents_cli.add_commands(admin, common)
     return parser
 
 

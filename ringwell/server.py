@@ -23,7 +23,7 @@ from ringwell.features.accounts import repository as accounts_repo
 from ringwell.features.accounts.models import User
 from ringwell.features.accounts.repository import CredentialRecord
 from ringwell.features.accounts.service import AccountsService
-from ringwell.features.audit.service import AuditLog
+from ringwell.features.audit.service import SYSTEM, AuditLog
 from ringwell.features.auth.service import AuthService
 from ringwell.features.auth.tokens import ApiKeys, SessionStore
 from ringwell.features.billing.payments import stripe_provider
@@ -34,6 +34,10 @@ from ringwell.features.fraud.counters import CallCounters
 from ringwell.features.fraud.service import FraudService
 from ringwell.features.numbers.service import NumbersService
 from ringwell.features.outbound.service import OrgProfile, OutboundService
+from ringwell.features.privacy.consent import ConsentService, recording_announced
+from ringwell.features.privacy.erasure import ErasureService
+from ringwell.features.privacy.retention import policy_from_settings
+from ringwell.features.privacy.retention_service import RetentionService
 from ringwell.features.rating.service import RatingService
 from ringwell.features.recordings.service import RecordingService
 from ringwell.features.trunks.service import TrunkDirectory, TrunksService
@@ -275,13 +279,20 @@ class RingwellServer:
         # the audio is encrypted as it is written (pbx.recording, features.recordings).
         self.recordings = RecordingService(self.sessions, self.blobs,
                                            retention_days=settings.recording_retention_days)
-        self.calls.recordings = CallRecordings(self.recordings, self.prompts)
+        self.consent = ConsentService(self.sessions)  # the announcement played is recorded as consent
+        self.calls.recordings = CallRecordings(self.recordings, self.prompts,
+                                               on_announced=recording_announced(self.consent))
         self.calls.hold_music = HoldMusic(self.hold_music.hold_music)  # the org's upload, to whoever waits
         self.recording_purge = Periodic("recording-retention", self._purge_recordings, every=3600.0, first=150.0)
         self._mwi_tasks: set[asyncio.Task[None]] = set()
         self.accounts.credentials_changed = self._credentials_changed
         self.accounts.user_files = voicemail_repo.user_files  # a deleted user's mailbox files go with them
         self.accounts.delete_file = self.blobs.delete
+        # Deleting a user erases the person: rows, files, their data keys, anonymised records (issue 8).
+        self.erasure = ErasureService(self.sessions, self.blobs, audit=AuditLog(self.sessions))
+        self.erasure.credentials_changed = self._credentials_changed
+        self.accounts.erase = lambda org_id, user_id, audit: self.erasure.erase_person(
+            org_id, user_id, actor=SYSTEM, audit=audit)
         self.endpoint.sender = self._sender
         self.endpoint.trunk_of = self.trunks.identify
         self.registrations = TrunkRegistrations(self.endpoint, self._via_for, host, settings.sip_port,
@@ -297,6 +308,13 @@ class RingwellServer:
         self.web.recordings = self.recordings
         self.web.live_recordings = self.calls.recordings
         self.webphone_purge = Periodic("webphone-purge", self._purge_webphone, every=3600.0, first=60.0)
+        # The daily retention run (issue 8): everything past its period, except what a legal hold keeps.
+        # Voicemail and recordings are also purged hourly (within the hour of their deadline), through
+        # the same service so that legal holds are honoured there too.
+        self.retention = RetentionService(self.sessions, policy=policy_from_settings(settings), blobs=self.blobs,
+                                          accounts=self.accounts, audit=AuditLog(self.sessions),
+                                          voicemail=self.voicemail, recordings=self.recordings)
+        self.retention_job = Periodic("retention", self._run_retention, every=86400.0, first=600.0)
         self.housekeeping = Housekeeping()
         self.udp: UdpTransport | None = None
         self.tcp = StreamServer("tcp", self._stream_message, self._stream_error,
@@ -380,10 +398,13 @@ class RingwellServer:
             self.transcripts.submit(box.org_id, stored.id, message.pcm)
 
     async def _purge_recordings(self) -> None:
-        await self.recordings.purge_expired(datetime.now(UTC))
+        await self.retention.purge_recordings(datetime.now(UTC))
+
+    async def _run_retention(self) -> None:
+        await self.retention.run(datetime.now(UTC))
 
     async def _purge_voicemail(self) -> None:
-        purged = await self.voicemail.purge_expired(datetime.now(UTC))
+        purged = await self.retention.purge_voicemails(datetime.now(UTC))
         if purged:
             log.info("deleted %d voicemails past their retention", purged)
 
@@ -513,6 +534,7 @@ class RingwellServer:
         self.webphone_purge.start()
         self.voicemail_purge.start()
         self.recording_purge.start()
+        self.retention_job.start()
         self.transcripts.start()
         self.web.webhooks.start(ledger=self.ledger)  # with the ledger: balance.low checks
         routes = [*(stripe_routes(self.payments) if self.payments else ()), self.ws.route()]
@@ -550,6 +572,7 @@ class RingwellServer:
             await self.webphone_purge.stop()
             await self.voicemail_purge.stop()
             await self.recording_purge.stop()
+            await self.retention_job.stop()
             await self.transcripts.stop()
             await self.web.webhooks.stop()
             await self.trunks.stop()

@@ -105,8 +105,19 @@ class Settings:
     # <data_dir>/master.key, generated with mode 0600 on first use). Never logged, never defaulted.
     master_key: str = field(default="", repr=False)
     master_key_file: str = ""
-    voicemail_retention_days: int = 90  # a voicemail (audio and transcript) is kept this long
-    recording_retention_days: int = 90  # a call recording is kept this long (who is recorded: the org's policies)
+    voicemail_retention_days: int = 365  # a voicemail (audio and transcript) is kept this long (policy: 12 months)
+    recording_retention_days: int = 365  # a call recording is kept this long (who is recorded: the org's policies)
+    # Retention of everything else, in days (issue 8, docs/privacy-retention.md): the daily retention run
+    # deletes what is older, except for people and orgs under a legal hold.
+    call_record_retention_days: int = 365  # call records, unless the org chose its own period ...
+    call_record_max_days: int = 365  # ... which may not exceed this ...
+    # ... or its country's own bound, "CC=days" (ISO 3166-1 alpha-2): e.g. US carriers keep CDRs for years.
+    call_record_max_days_by_country: tuple[str, ...] = ("US=2557",)
+    usage_retention_days: int = 365  # sessions, webhook deliveries and attempts, other usage traces
+    closed_account_retention_days: int = 90  # a disabled user (and their files) is deleted this long after
+    ledger_retention_days: int = 2557  # ledger entries: the accounting period (7 years), without dialled numbers
+    audit_retention_days: int = 1096  # audit events
+    privacy_records_retention_days: int = 1096  # released legal holds, retention reports
     # Unanswered calls to a user (busy, no answer, do-not-disturb, nothing registered) go to their
     # voicemail box, unless the user switched their mailbox off. False: no mailboxes on this server;
     # such calls fail with 480/486/408 as before.
@@ -246,10 +257,11 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError("webhook_retry_window", "must be at least 1 second")
     if not 1 <= values.get("webphone_credential_hours", 12) <= 168:
         raise ConfigError("webphone_credential_hours", "must be 1-168 hours")
-    if not 1 <= values.get("voicemail_retention_days", 90) <= 3650:
+    if not 1 <= values.get("voicemail_retention_days", 365) <= 3650:
         raise ConfigError("voicemail_retention_days", "must be 1-3650 days")
-    if not 1 <= values.get("recording_retention_days", 90) <= 3650:
+    if not 1 <= values.get("recording_retention_days", 365) <= 3650:
         raise ConfigError("recording_retention_days", "must be 1-3650 days")
+    _validate_retention(values)
     if not 0 < values.get("voicemail_pin_lockout_minutes", 15.0) <= 1440:
         raise ConfigError("voicemail_pin_lockout_minutes", "must be more than 0 and at most 1440 minutes")
     for key, schemes in (("webrtc_stun_servers", ("stun:", "stuns:")), ("webrtc_turn_servers", ("turn:", "turns:"))):
@@ -262,6 +274,30 @@ def _validate(values: dict[str, Any]) -> None:
     url = values.get("database_url", "")
     if url and not url.startswith(("sqlite", "postgresql")):
         raise ConfigError("database_url", "only sqlite and postgresql URLs are supported")
+
+
+def _validate_retention(values: dict[str, Any]) -> None:
+    """The retention periods (issue 8): each in range, and an org's default within the bound."""
+    for key, low, high, default in (("call_record_retention_days", 1, 36500, 365),
+                                    ("call_record_max_days", 1, 36500, 365),
+                                    ("usage_retention_days", 1, 3650, 365),
+                                    ("closed_account_retention_days", 1, 3650, 90),
+                                    ("ledger_retention_days", 365, 36500, 2557),
+                                    ("audit_retention_days", 30, 36500, 1096),
+                                    ("privacy_records_retention_days", 365, 36500, 1096)):
+        if not low <= values.get(key, default) <= high:
+            raise ConfigError(key, f"must be {low}-{high} days")
+    if values.get("call_record_retention_days", 365) > values.get("call_record_max_days", 365):
+        raise ConfigError("call_record_retention_days", "must not exceed call_record_max_days")
+    seen: set[str] = set()
+    for entry in values.get("call_record_max_days_by_country", ("US=2557",)):
+        country, _, days = entry.partition("=")
+        if (not re.fullmatch(r"[A-Z]{2}", country) or not days.isdigit() or not 1 <= int(days) <= 36500
+                or country in seen):
+            raise ConfigError("call_record_max_days_by_country",
+                              f"{entry!r}: expected COUNTRY=DAYS (ISO 3166-1 alpha-2 in capitals, 1-36500 days, "
+                              "each country once), e.g. US=2557")
+        seen.add(country)
 
 
 def load_settings(data_dir: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:

@@ -1,12 +1,18 @@
-"""The key hierarchy: one master key (env or file) wraps one data key per organization.
+"""The key hierarchy: one master key (env or file) wraps the data keys of each org and of each person.
 
 - The master key is 32 random bytes, base64 in ``RINGWELL_MASTER_KEY`` or in the key file
   (``master_key_file``, default ``<data_dir>/master.key``; created with mode 0600 on first use when
   no environment key is given). It is never logged and never has a default.
 - A data key is 32 random bytes per org, stored only wrapped: ``0x01 | nonce(12) | AES-256-GCM(dk)``
   with associated data naming the org, so a wrapped key copied to another org's row fails.
-- Unwrapped data keys are cached in memory (bounded LRU); destroying an org's keys drops them
-  from the cache and from the database (crypto-shredding).
+- A person's data key (``user_id`` set) encrypts their media (their voicemail, transcripts,
+  greeting; the recordings of calls they were on, together with the other parties' keys). Its
+  associated data names the org *and* the person, so a wrapped key moved to another row fails.
+- Unwrapped data keys are cached in memory (bounded LRU); destroying an org's keys (or one
+  person's) drops them from the cache and from the database (crypto-shredding): every copy of the
+  files, backups included, is then unreadable.
+- Rotation (:meth:`KeyRing.rotate`) adds a newer key for new blobs; older keys stay live, so what
+  they encrypt stays readable until it is re-encrypted (``BlobStore.reencrypt``) or expires.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ import logging
 import os
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ringwell.blobs.errors import KeyDestroyed, WrongMasterKey
@@ -40,6 +47,7 @@ log = logging.getLogger(__name__)
 KEY_BYTES = 32
 _WRAP_VERSION = b"\x01"
 _WRAP_AAD = b"ringwell org data key v1\x00"
+_PERSON_WRAP_AAD = b"ringwell person data key v1\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,29 +120,36 @@ def load_master_key(settings: Settings) -> MasterKey:
 
 @dataclass(frozen=True, slots=True)
 class DataKey:
+    """An unwrapped data key: the org's own (``user_id`` None) or one person's."""
+
     id: str
     org_id: str
     secret: bytes = field(repr=False)
+    user_id: str | None = None
 
 
-def _wrap_aad(org_id: str) -> bytes:
-    return _WRAP_AAD + org_id.encode()
+def _wrap_aad(org_id: str, user_id: str | None = None) -> bytes:
+    if user_id is None:
+        return _WRAP_AAD + org_id.encode()
+    return _PERSON_WRAP_AAD + org_id.encode() + b"\x00" + user_id.encode()
 
 
-def wrap(master: MasterKey, org_id: str, secret: bytes) -> bytes:
+def wrap(master: MasterKey, org_id: str, secret: bytes, user_id: str | None = None) -> bytes:
+    """``secret`` wrapped for ``org_id`` (and the person ``user_id``, when it is theirs)."""
     nonce = secrets.token_bytes(12)
-    return _WRAP_VERSION + nonce + AESGCM(master.secret).encrypt(nonce, secret, _wrap_aad(org_id))
+    return _WRAP_VERSION + nonce + AESGCM(master.secret).encrypt(nonce, secret, _wrap_aad(org_id, user_id))
 
 
 def unwrap(master: MasterKey, row: OrgDataKey) -> bytes:
     wrapped = row.wrapped_key
     if wrapped is None or row.destroyed_at is not None:
-        raise KeyDestroyed("this item was permanently destroyed with its organization's key",
+        whose = "its organization's key" if row.user_id is None else "the key of a person it belonged to"
+        raise KeyDestroyed(f"this item was permanently destroyed with {whose}",
                            {"org_id": row.org_id, "key_id": row.id})
     try:
         if wrapped[:1] != _WRAP_VERSION:
             raise InvalidTag
-        return AESGCM(master.secret).decrypt(wrapped[1:13], wrapped[13:], _wrap_aad(row.org_id))
+        return AESGCM(master.secret).decrypt(wrapped[1:13], wrapped[13:], _wrap_aad(row.org_id, row.user_id))
     except InvalidTag:
         raise WrongMasterKey(
             f"data key {row.id} of org {row.org_id} does not unwrap under the master key from {master.source} "
@@ -169,27 +184,71 @@ class KeyRing:
         if cached is not None and row.wrapped_key is not None and row.destroyed_at is None:
             self._cache.move_to_end(row.id)
             return cached
-        return self._remember(DataKey(row.id, row.org_id, unwrap(self._master, row)))
+        return self._remember(DataKey(row.id, row.org_id, unwrap(self._master, row), row.user_id))
 
-    async def active_key(self, org_id: str) -> DataKey:
-        """The org's newest live data key, created (and wrapped) if it has none."""
+    async def active_key(self, org_id: str, user_id: str | None = None) -> DataKey:
+        """The newest live data key of the org (``user_id`` None) or of the person ``user_id`` in
+        it, created (and wrapped) if there is none."""
         async with self._sessions() as session, session.begin():
-            row = await self._newest_live(session, org_id)
+            row = await self._newest_live(session, org_id, user_id)
             if row is None:
-                secret = secrets.token_bytes(KEY_BYTES)
-                row = OrgDataKey(id=new_id(), org_id=org_id, wrapped_key=wrap(self._master, org_id, secret),
-                                 master_key_id=self._master.key_id, created_at=utcnow())
-                session.add(row)
-                await session.flush()
-                return self._remember(DataKey(row.id, org_id, secret))
+                return await self._create(session, org_id, user_id)
             return self._from_row(row)
 
+    async def active_keys(self, org_id: str, user_ids: Iterable[str | None]) -> list[DataKey]:
+        """The active key of each owner, deduplicated, in a stable order (the org key, then persons by id)."""
+        owners = sorted(set(user_ids), key=lambda u: (u is not None, u or ""))
+        return [await self.active_key(org_id, user_id) for user_id in owners]
+
+    async def _create(self, session: AsyncSession, org_id: str, user_id: str | None) -> DataKey:
+        secret = secrets.token_bytes(KEY_BYTES)
+        row = OrgDataKey(id=new_id(), org_id=org_id, user_id=user_id,
+                         wrapped_key=wrap(self._master, org_id, secret, user_id),
+                         master_key_id=self._master.key_id, created_at=utcnow())
+        session.add(row)
+        await session.flush()
+        return self._remember(DataKey(row.id, org_id, secret, user_id))
+
     @staticmethod
-    async def _newest_live(session: AsyncSession, org_id: str) -> OrgDataKey | None:
-        query = (select(OrgDataKey).where(OrgDataKey.org_id == org_id, OrgDataKey.destroyed_at.is_(None))
-                 .order_by(OrgDataKey.created_at.desc()).limit(1))
+    def _whose(user_id: str | None) -> ColumnElement[bool]:
+        return OrgDataKey.user_id.is_(None) if user_id is None else OrgDataKey.user_id == user_id
+
+    @classmethod
+    async def _newest_live(cls, session: AsyncSession, org_id: str, user_id: str | None) -> OrgDataKey | None:
+        query = (select(OrgDataKey).where(OrgDataKey.org_id == org_id, cls._whose(user_id),
+                                          OrgDataKey.destroyed_at.is_(None))
+                 .order_by(OrgDataKey.created_at.desc(), OrgDataKey.id.desc()).limit(1))
         row: OrgDataKey | None = (await session.execute(query)).scalar_one_or_none()
         return row
+
+    async def rotate(self, org_id: str, user_id: str | None = None) -> DataKey:
+        """A new data key for the org (or the person): new blobs use it from now on. Older keys stay
+        live, so everything they encrypt stays readable (no downtime); ``BlobStore.reencrypt`` moves
+        old blobs to the new key, after which :meth:`retire` may destroy the old ones."""
+        async with self._sessions() as session, session.begin():
+            key = await self._create(session, org_id, user_id)
+        log.warning("rotated the data key of %s of org %s: new key %s",
+                    "the org" if user_id is None else f"user {user_id}", org_id, key.id)
+        return key
+
+    async def retire(self, org_id: str, user_id: str | None = None) -> int:
+        """Destroy every live key of the org (or person) but the newest; what only they encrypt
+        becomes unreadable, so call it after re-encryption. Returns how many were destroyed."""
+        async with self._sessions() as session, session.begin():
+            newest = await self._newest_live(session, org_id, user_id)
+            if newest is None:
+                return 0
+            result = await session.execute(
+                update(OrgDataKey).where(OrgDataKey.org_id == org_id, self._whose(user_id),
+                                         OrgDataKey.id != newest.id, OrgDataKey.wrapped_key.is_not(None))
+                .values(wrapped_key=None, destroyed_at=utcnow()).execution_options(synchronize_session=False))
+        self._forget(lambda k: k.org_id == org_id and k.user_id == user_id and k.id != newest.id)
+        count: int = result.rowcount
+        return count
+
+    def _forget(self, which: Callable[[DataKey], bool]) -> None:
+        for key_id in [k for k, v in self._cache.items() if which(v)]:
+            del self._cache[key_id]
 
     async def key(self, org_id: str, key_id: str) -> DataKey:
         """The data key ``key_id`` of ``org_id``; the row is read every time so a destroy is seen."""
@@ -211,7 +270,7 @@ class KeyRing:
                                           .with_for_update())).scalars().all()
             for row in rows:
                 secret = unwrap(self._master, row)
-                row.wrapped_key = wrap(new_master, row.org_id, secret)
+                row.wrapped_key = wrap(new_master, row.org_id, secret, row.user_id)
                 row.master_key_id = new_master.key_id
         self._master = new_master
         log.warning("re-wrapped %d data key(s) under master key %s", len(rows), new_master.key_id)
@@ -223,8 +282,23 @@ class KeyRing:
             result = await session.execute(
                 update(OrgDataKey).where(OrgDataKey.org_id == org_id, OrgDataKey.wrapped_key.is_not(None))
                 .values(wrapped_key=None, destroyed_at=utcnow()).execution_options(synchronize_session=False))
-        for key_id in [k for k, v in self._cache.items() if v.org_id == org_id]:
-            del self._cache[key_id]
+        self._forget(lambda k: k.org_id == org_id)
         count: int = result.rowcount
         log.warning("destroyed %d data key(s) of org %s: its encrypted blobs are unreadable", count, org_id)
+        return count
+
+    async def destroy_person(self, org_id: str, user_id: str) -> int:
+        """Crypto-shred one person: erase every wrapped data key of ``user_id`` in ``org_id``.
+
+        Their media (and every recording they were a party to) never decrypts again, from any copy.
+        The org's own key and other people's keys are untouched. Returns how many were live.
+        """
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(OrgDataKey).where(OrgDataKey.org_id == org_id, OrgDataKey.user_id == user_id,
+                                         OrgDataKey.wrapped_key.is_not(None))
+                .values(wrapped_key=None, destroyed_at=utcnow()).execution_options(synchronize_session=False))
+        self._forget(lambda k: k.org_id == org_id and k.user_id == user_id)
+        count: int = result.rowcount
+        log.warning("destroyed %d data key(s) of user %s of org %s", count, user_id, org_id)
         return count

@@ -6,8 +6,13 @@ Vizár, "Online Authenticated-Encryption and its Nonce-Reuse Misuse-Resistance",
     header  = "RWBLOB" | version (1 byte = 1) | chunk_size (u32 BE) | salt (16) | nonce_prefix (7)
     chunk_i = AES-256-GCM(file_key, nonce_prefix | i (u32 BE) | last (1 byte 0/1), plaintext_i, aad)
 
-- ``file_key = HKDF-SHA256(org data key, salt, info=binding)``: a fresh key per file, so nonces
-  never repeat under one key however many files an org has.
+- ``file_key = HKDF-SHA256(data key, salt, info=binding)``: a fresh key per file, so nonces
+  never repeat under one key however many files an org has. The data key is the org's (hold
+  music, blobs from before per-person keys) or the owner's (a voicemail is its mailbox owner's).
+- A blob with several owners (a recording of a call between two of the org's users) derives
+  ``file_key = HKDF-SHA256(k_1 | k_2 | ..., salt, info=binding | 0 | "keys" | 0 | id_1 id_2 ...)``
+  over every owner's data key: destroying any one of them (erasing that person) makes it
+  unreadable. The key ids are in ``blobs.key_id`` and ``blobs.extra_key_ids``.
 - ``binding = "ringwell blob v1" | org_id | blob_id | kind`` (NUL-separated) and
   ``aad = header | binding``: a file copied to another org, renamed to another blob id, relabelled
   as another kind or given another header fails authentication.
@@ -19,6 +24,11 @@ Files are written to a temporary name, fsynced and renamed into place; the row i
 the rename, so a crash leaves at most an unreadable orphan file, never a row without its file.
 Deleting unlinks the file first, then the row. Blocking crypto and file work runs in
 ``asyncio.to_thread``.
+
+Re-encryption (after a key rotation) writes the new file beside the old, then swaps it in and
+updates the row in one transaction (the old file kept aside until the commit). A reader that
+already opened the old file keeps reading it; one that meets the new file with the old row's keys
+re-reads the row and tries again (the first chunk is checked when a blob is opened).
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import os
 import secrets
 import struct
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,12 +51,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from ringwell.blobs.errors import BlobCorrupt, BlobNotFound
 from ringwell.blobs.keys import DataKey, KeyRing
-from ringwell.blobs.models import Blob
+from ringwell.blobs.models import Blob, OrgDataKey
 from ringwell.errors import Invalid
 from ringwell.storage.base import new_id, utcnow
 
@@ -63,6 +73,8 @@ DEFAULT_CHUNK_SIZE = 64 * 1024
 MAX_CHUNK_SIZE = 1024 * 1024
 MAX_CHUNKS = 2**32
 _BATCH = 1024 * 1024  # plaintext handed to a worker thread at a time
+_OPEN_ATTEMPTS = 4
+_OPEN_RETRY_SECONDS = 0.02
 
 
 class BlobKind(enum.StrEnum):
@@ -104,8 +116,19 @@ def _binding(org_id: str, blob_id: str, kind: str) -> bytes:
     return b"\x00".join((b"ringwell blob v1", org_id.encode(), blob_id.encode(), kind.encode()))
 
 
-def _file_key(data_key: DataKey, salt: bytes, binding: bytes) -> AESGCM:
-    return AESGCM(HKDF(algorithm=SHA256(), length=32, salt=salt, info=binding).derive(data_key.secret))
+def _file_key(keys: Sequence[DataKey], salt: bytes, binding: bytes) -> AESGCM:
+    """One key: HKDF over it (the original format). Several: over all of them, their ids in the info."""
+    if not keys:
+        raise ValueError("a blob needs at least one data key")
+    if len(keys) == 1:
+        return AESGCM(HKDF(algorithm=SHA256(), length=32, salt=salt, info=binding).derive(keys[0].secret))
+    info = b"\x00".join((binding, b"keys", " ".join(k.id for k in keys).encode()))
+    material = b"".join(k.secret for k in keys)
+    return AESGCM(HKDF(algorithm=SHA256(), length=32, salt=salt, info=info).derive(material))
+
+
+def _key_ids(row: Blob) -> list[str]:
+    return [row.key_id, *(row.extra_key_ids or "").split()]
 
 
 def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
@@ -123,10 +146,10 @@ def _fsync_dir(path: Path) -> None:
 class _Sealer:
     """Synchronous writer of one blob file (runs in a worker thread for large payloads)."""
 
-    def __init__(self, final: Path, data_key: DataKey, binding: bytes, chunk_size: int) -> None:
+    def __init__(self, final: Path, keys: Sequence[DataKey], binding: bytes, chunk_size: int) -> None:
         salt, self._prefix = secrets.token_bytes(16), secrets.token_bytes(7)
         header = _HEADER.pack(MAGIC, VERSION, chunk_size, salt, self._prefix)
-        self._aead = _file_key(data_key, salt, binding)
+        self._aead = _file_key(keys, salt, binding)
         self._aad = header + binding
         self._chunk = chunk_size
         self._buffer = bytearray()
@@ -158,13 +181,18 @@ class _Sealer:
             pos += take
 
     def finish(self) -> None:
+        self.seal()
+        os.replace(self._temp, self._final)
+        _fsync_dir(self._final.parent)
+
+    def seal(self) -> Path:
+        """Write the last chunk and fsync, leaving the file under its temporary name (returned)."""
         self._emit(bytes(self._buffer), last=True)
         self._buffer.clear()
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        os.replace(self._temp, self._final)
-        _fsync_dir(self._final.parent)
+        return self._temp
 
     def abort(self) -> None:
         self._file.close()
@@ -174,7 +202,7 @@ class _Sealer:
 class _Opener:
     """Synchronous, authenticated reader of one blob file, chunk by chunk."""
 
-    def __init__(self, path: Path, ref: BlobRef, data_key: DataKey) -> None:
+    def __init__(self, path: Path, ref: BlobRef, keys: Sequence[DataKey]) -> None:
         try:
             self._file: IO[bytes] = path.open("rb")
         except FileNotFoundError:
@@ -195,40 +223,50 @@ class _Opener:
             self._file.close()
             raise
         binding = _binding(ref.org_id, ref.id, ref.kind)
-        self._aead = _file_key(data_key, salt, binding)
+        self._aead = _file_key(keys, salt, binding)
         self._aad = header + binding
         self._chunk = chunk_size
         self._counter = 0
         self._ref = ref
         self.returned = 0
-        self.done = False
+        self.done = False  # the last chunk was decrypted
+        self.finished = False  # ... and everything returned
+        # The first chunk is checked now: a file and a row that disagree on the keys (a blob being
+        # re-encrypted) are noticed when the blob is opened, where the store can look again.
+        self._first = self._next()
+
+    def _next(self) -> bytes:
+        full = self._chunk + TAG_SIZE
+        last = self._remaining <= full
+        length = self._remaining if last else full
+        sealed = self._file.read(length)
+        if len(sealed) != length or length < TAG_SIZE:
+            self.close()
+            raise BlobCorrupt(f"blob {self._ref.id}: the file is truncated")
+        self._remaining -= length
+        try:
+            plain = self._aead.decrypt(_nonce(self._prefix, self._counter, last), sealed, self._aad)
+        except InvalidTag:
+            self.close()
+            raise BlobCorrupt(f"blob {self._ref.id}: chunk {self._counter} failed authentication (the file "
+                              "was altered, truncated, reordered, or belongs to another blob)") from None
+        self._counter += 1
+        if last:
+            self.done = True
+        return plain
 
     def read(self, budget: int = _BATCH) -> bytes:
         """Up to about ``budget`` authenticated plaintext bytes; ``b""`` with ``done`` at the end."""
-        out = bytearray()
+        out = bytearray(self._first)
+        self._first = b""
         while not self.done and len(out) < budget:
-            full = self._chunk + TAG_SIZE
-            last = self._remaining <= full
-            length = self._remaining if last else full
-            sealed = self._file.read(length)
-            if len(sealed) != length or length < TAG_SIZE:
-                self.close()
-                raise BlobCorrupt(f"blob {self._ref.id}: the file is truncated")
-            self._remaining -= length
-            try:
-                out += self._aead.decrypt(_nonce(self._prefix, self._counter, last), sealed, self._aad)
-            except InvalidTag:
-                self.close()
-                raise BlobCorrupt(f"blob {self._ref.id}: chunk {self._counter} failed authentication (the file "
-                                  "was altered, truncated, reordered, or belongs to another blob)") from None
-            self._counter += 1
-            if last:
-                self.done = True
+            out += self._next()
         self.returned += len(out)
         if self.done:
             self.close()
             if self.returned != self._ref.size:
                 raise BlobCorrupt(f"blob {self._ref.id}: {self.returned} bytes decrypted, {self._ref.size} stored")
+            self.finished = True
         return bytes(out)
 
     def close(self) -> None:
@@ -252,7 +290,7 @@ class OpenBlob:
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         try:
-            while not self._opener.done:
+            while not self._opener.finished:
                 piece = await asyncio.to_thread(self._opener.read)
                 if piece:
                     yield piece
@@ -283,6 +321,10 @@ class BlobStore:
     def keys(self) -> KeyRing:
         return self._keys
 
+    @property
+    def sessions(self) -> async_sessionmaker[Any]:
+        return self._sessions
+
     def path(self, org_id: str, blob_id: str) -> Path:
         """Where the blob's file lives (ids are validated: nothing else reaches the file system)."""
         org, blob = _canonical_id(org_id), _canonical_id(blob_id)
@@ -291,8 +333,13 @@ class BlobStore:
         return self._root / org / blob
 
     async def put(self, org_id: str, kind: BlobKind | str, data: bytes | AsyncIterable[bytes], *,
-                  content_type: str, retention_until: datetime | None = None) -> BlobRef:
-        """Encrypt and store ``data`` for ``org_id``; the row appears only once the file is in place."""
+                  content_type: str, retention_until: datetime | None = None,
+                  owners: Sequence[str] = ()) -> BlobRef:
+        """Encrypt and store ``data`` for ``org_id``; the row appears only once the file is in place.
+
+        ``owners``: the users (of ``org_id``) whose data it is; it is encrypted under all of their
+        data keys, so erasing any of them shreds it. None: the org's key (hold music).
+        """
         try:
             kind = BlobKind(kind)
         except ValueError:
@@ -305,16 +352,19 @@ class BlobStore:
             retention_until = retention_until.astimezone(UTC)
         if _canonical_id(org_id) is None:
             raise Invalid("org_id is not an organization id")
-        key = await self._keys.active_key(org_id)
+        if any(_canonical_id(owner) is None for owner in owners):
+            raise Invalid("owners must be user ids")
+        keys = (await self._keys.active_keys(org_id, owners)) if owners else [await self._keys.active_key(org_id)]
         blob_id = new_id()
         final = self.path(org_id, blob_id)
         binding = _binding(org_id, blob_id, kind)
         if isinstance(data, bytes | bytearray | memoryview):
-            size = await self._seal_bytes(final, key, binding, data)
+            size = await self._seal_bytes(final, keys, binding, data)
         else:
-            size = await self._seal_stream(final, key, binding, data)
-        row = Blob(id=blob_id, org_id=org_id, key_id=key.id, kind=kind.value, content_type=content_type,
-                   size=size, created_at=utcnow(), retention_until=retention_until)
+            size = await self._seal_stream(final, keys, binding, data)
+        row = Blob(id=blob_id, org_id=org_id, key_id=keys[0].id, extra_key_ids=" ".join(k.id for k in keys[1:]) or None,
+                   kind=kind.value, content_type=content_type, size=size, created_at=utcnow(),
+                   retention_until=retention_until)
         try:
             async with self._sessions() as session, session.begin():
                 session.add(row)
@@ -324,9 +374,10 @@ class BlobStore:
         log.info("stored %s blob %s of org %s (%d bytes)", kind.value, blob_id, org_id, size)
         return BlobRef.of(row)
 
-    async def _seal_bytes(self, final: Path, key: DataKey, binding: bytes, data: bytes | bytearray | memoryview) -> int:
+    async def _seal_bytes(self, final: Path, keys: Sequence[DataKey], binding: bytes,
+                          data: bytes | bytearray | memoryview) -> int:
         def seal() -> int:
-            sealer = _Sealer(final, key, binding, self._chunk)
+            sealer = _Sealer(final, keys, binding, self._chunk)
             try:
                 sealer.feed(data)
                 sealer.finish()
@@ -337,8 +388,9 @@ class BlobStore:
 
         return await asyncio.to_thread(seal)  # even small payloads: the fsyncs block
 
-    async def _seal_stream(self, final: Path, key: DataKey, binding: bytes, data: AsyncIterable[bytes]) -> int:
-        sealer = await asyncio.to_thread(_Sealer, final, key, binding, self._chunk)
+    async def _seal_stream(self, final: Path, keys: Sequence[DataKey], binding: bytes,
+                           data: AsyncIterable[bytes]) -> int:
+        sealer = await asyncio.to_thread(_Sealer, final, keys, binding, self._chunk)
         try:
             pending = bytearray()
             async for piece in data:
@@ -374,17 +426,114 @@ class BlobStore:
             rows = (await session.execute(query)).scalars().all()
         return [BlobRef.of(row) for row in rows]
 
-    async def open(self, org_id: str, blob_id: str) -> OpenBlob:
-        """Open for reading; raises BlobNotFound, KeyDestroyed, WrongMasterKey or BlobCorrupt (header)."""
+    async def _row(self, org_id: str, blob_id: str) -> Blob:
         async with self._sessions() as session:
             row = (await session.execute(select(Blob).where(Blob.id == blob_id, Blob.org_id == org_id))
                    ).scalar_one_or_none() if _canonical_id(blob_id) else None
         if row is None:
             raise BlobNotFound("no such blob", {"blob_id": blob_id})
-        ref = BlobRef.of(row)
-        key = await self._keys.key(org_id, row.key_id)
-        opener = await asyncio.to_thread(_Opener, self.path(org_id, blob_id), ref, key)
-        return OpenBlob(ref, opener)
+        found: Blob = row
+        return found
+
+    async def _keys_of(self, row: Blob) -> builtins.list[DataKey]:
+        return [await self._keys.key(row.org_id, key_id) for key_id in _key_ids(row)]
+
+    async def open(self, org_id: str, blob_id: str) -> OpenBlob:
+        """Open for reading; raises BlobNotFound, KeyDestroyed (any owner's key destroyed),
+        WrongMasterKey or BlobCorrupt (header or first chunk)."""
+        for attempt in range(_OPEN_ATTEMPTS):
+            row = await self._row(org_id, blob_id)
+            ref = BlobRef.of(row)
+            keys = await self._keys_of(row)
+            try:
+                opener = await asyncio.to_thread(_Opener, self.path(org_id, blob_id), ref, keys)
+            except BlobCorrupt:
+                # Met a re-encrypted file with the row read before its swap was committed: look again.
+                if attempt + 1 == _OPEN_ATTEMPTS:
+                    raise
+                await asyncio.sleep(_OPEN_RETRY_SECONDS * (attempt + 1))
+                continue
+            return OpenBlob(ref, opener)
+        raise AssertionError("unreachable")
+
+    async def owners(self, org_id: str, blob_id: str) -> builtins.list[str | None]:
+        """Whose keys the blob is under: user ids, None for the org's own key."""
+        row = await self._row(org_id, blob_id)
+        return [key.user_id for key in await self._keys_of(row)]
+
+    async def reencrypt(self, org_id: str, blob_id: str) -> bool:
+        """Re-encrypt the blob under its owners' *active* keys (after :meth:`KeyRing.rotate`).
+
+        Same blob id, same plaintext; readable throughout (module docstring). False when it already
+        is under the active keys, or was deleted or re-encrypted meanwhile.
+        """
+        row = await self._row(org_id, blob_id)
+        old_ids = _key_ids(row)
+        old_keys = await self._keys_of(row)
+        new_keys = await self._keys.active_keys(org_id, [key.user_id for key in old_keys])
+        if [key.id for key in new_keys] == old_ids:
+            return False
+        ref, final = BlobRef.of(row), self.path(org_id, blob_id)
+        binding = _binding(org_id, blob_id, ref.kind)
+
+        def rewrite() -> Path:
+            opener = _Opener(final, ref, old_keys)
+            sealer = _Sealer(final, new_keys, binding, self._chunk)
+            try:
+                while not opener.finished:
+                    sealer.feed(opener.read())
+                return sealer.seal()
+            except BaseException:
+                opener.close()
+                sealer.abort()
+                raise
+
+        temp = await asyncio.to_thread(rewrite)
+        aside = final.with_name(f".{final.name}.{secrets.token_hex(4)}.old")
+        swapped = False
+        try:
+            async with self._sessions() as session, session.begin():
+                current = (await session.execute(select(Blob).where(Blob.id == blob_id, Blob.org_id == org_id)
+                                                 .with_for_update())).scalar_one_or_none()
+                if current is None or _key_ids(current) != old_ids:
+                    await asyncio.to_thread(temp.unlink, missing_ok=True)
+                    return False
+                current.key_id = new_keys[0].id
+                current.extra_key_ids = " ".join(k.id for k in new_keys[1:]) or None
+                await session.flush()
+
+                def swap() -> None:
+                    os.link(final, aside)
+                    os.replace(temp, final)
+                    _fsync_dir(final.parent)
+
+                await asyncio.to_thread(swap)
+                swapped = True
+        except BaseException:
+            if swapped:  # the row change did not commit: the old file goes back
+                await asyncio.to_thread(os.replace, aside, final)
+            await asyncio.to_thread(temp.unlink, missing_ok=True)
+            raise
+        await asyncio.to_thread(aside.unlink, missing_ok=True)
+        log.info("re-encrypted blob %s of org %s under key(s) %s", blob_id, org_id, [k.id for k in new_keys])
+        return True
+
+    async def stale(self, org_id: str, user_id: str | None = None, *, limit: int = 500,
+                    after: str = "") -> builtins.list[str]:
+        """Ids (ascending, after ``after``) of the org's blobs under a live key of the org (or of
+        ``user_id``) that is not its newest: what re-encryption after a rotation has to do."""
+        async with self._sessions() as session:
+            query = select(OrgDataKey.id).where(OrgDataKey.org_id == org_id, OrgDataKey.wrapped_key.is_not(None))
+            query = query.where(OrgDataKey.user_id.is_(None) if user_id is None else OrgDataKey.user_id == user_id)
+            ids = (await session.execute(query.order_by(OrgDataKey.created_at.desc(), OrgDataKey.id.desc())
+                                         )).scalars().all()
+            old = list(ids[1:])
+            if not old:
+                return []
+            clauses = [Blob.key_id.in_(old), *(Blob.extra_key_ids.contains(key_id) for key_id in old)]
+            rows = (await session.execute(select(Blob.id).where(Blob.org_id == org_id, Blob.id > after, or_(*clauses))
+                                          .order_by(Blob.id).limit(limit))).scalars().all()
+        return list(rows)
 
     async def read_all(self, org_id: str, blob_id: str) -> bytes:
         return await (await self.open(org_id, blob_id)).read_all()

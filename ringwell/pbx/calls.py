@@ -58,7 +58,7 @@ from ringwell.storage.base import new_id
 from ringwell.transport.source import Source
 
 __all__ = ["CachedDirectory", "CallManager", "CallRecorder", "Callee", "Directory", "Inbound", "InboundRoute",
-           "SipSender"]
+           "SipSender", "charge_description"]
 
 log = logging.getLogger(__name__)
 MAX_DIALLED = 64
@@ -69,6 +69,21 @@ SETTLE_RETRIES = (0.5, 2.0, 5.0, 0.0)  # pauses after each failed attempt to cha
 
 
 Directory = Callable[[str, str], Awaitable[Callee | None]]  # (org_id, dialled) -> the user it reaches
+
+
+def charge_description(destination: str | None) -> str:
+    """The ledger line of a call charge: ``"call"``, with the rate's destination name when it has one
+    (``"call: United Kingdom mobile"``).
+
+    Never the number dialled (issue 8): the ledger is kept for the accounting period, years longer
+    than the call record that holds the number; the line's ``reference`` (the call id) links the
+    two while both exist. A destination name with digits in it (an operator may have written a
+    prefix or a number there) is left out for the same reason.
+    """
+    name = " ".join((destination or "").split())
+    if not name or any(ch.isdigit() for ch in name):
+        return "call"
+    return f"call: {name}"[:255]
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
@@ -938,7 +953,7 @@ class CallManager:
             self.cdr.closed(dataclasses.replace(closed, billing=billing, direction="outbound"))
 
         talk = closed.talk_seconds if closed.answered_at is not None else 0.0
-        self._settle_later(charge, talk, cost, f"call to {call.callee.number}", write)
+        self._settle_later(charge, talk, cost, charge_description(rate.description if rate else None), write)
 
     def _forget(self, call_id: str) -> None:
         for key in self._keys.pop(call_id, []):

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,13 +43,17 @@ from ringwell.media.oggopus import CONTENT_TYPE, OggOpusWriter
 from ringwell.media.prompts import PromptCache
 from ringwell.media.relay import MediaSession, Tap
 
-__all__ = ["ANNOUNCEMENT", "CODE_SECONDS", "Action", "CallRecordings"]
+__all__ = ["ANNOUNCEMENT", "CODE_SECONDS", "Action", "Announced", "CallRecordings"]
 
 log = logging.getLogger(__name__)
 
 ANNOUNCEMENT = "This call is being recorded."
 CODE_SECONDS = 3.0
 _AUDIO_PTS = frozenset({0, 8, 13})  # PCMU, PCMA, comfort noise: never telephone-events
+
+# Told when every party heard the announcement and recording is about to begin: (parties, call id,
+# the words played). The composition root records it as consent (features.privacy.consent).
+Announced = Callable[[CallParties, str, str], Awaitable[None]]
 
 
 @dataclass
@@ -81,10 +86,12 @@ class _Live:
 class CallRecordings:
     """Live recordings of the calls of one ``CallManager`` (see the module docstring)."""
 
-    def __init__(self, service: RecordingService, prompts: PromptCache, *, announcement: str = ANNOUNCEMENT) -> None:
+    def __init__(self, service: RecordingService, prompts: PromptCache, *, announcement: str = ANNOUNCEMENT,
+                 on_announced: Announced | None = None) -> None:
         self.service = service
         self._prompts = prompts
         self.announcement = announcement
+        self.on_announced = on_announced
         self._live: dict[str, _Live] = {}
         self._finishing: set[asyncio.Task[Any]] = set()
         self.stored = 0
@@ -245,9 +252,16 @@ class CallRecordings:
                 return
         finally:
             live.announcing = False
+        if self.on_announced is not None:
+            try:
+                await self.on_announced(live.parties, live.call_id, self.announcement)
+            except Exception:
+                # The parties were told; a lost proof of it must not also lose the recording.
+                log.exception("call %s: the announcement could not be recorded as consent", live.call_id)
         if live.session.tap is None:
             live.session.tap = live.tap
-        upload = await self.service.begin(live.parties.org_id, CONTENT_TYPE)
+        upload = await self.service.begin(live.parties.org_id, CONTENT_TYPE,  # under each party's key
+                                          (live.parties.caller_user_id, live.parties.callee_user_id))
         if live.ended:  # hung up meanwhile
             upload.cancel()
             return

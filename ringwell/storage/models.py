@@ -2,7 +2,7 @@
 
 from ringwell.blobs.models import Blob, OrgDataKey
 from ringwell.features.accounts.models import Organization, SipCredential, User
-from ringwell.features.audit.models import AuditEvent
+from ringwell.features.audit.models import AuditChainHead, AuditEvent
 from ringwell.features.auth.models import ApiKey, EmailToken, RecoveryCode, WebSession
 from ringwell.features.billing.models import (
     CreditReservation,
@@ -15,6 +15,10 @@ from ringwell.features.billing.models import (
 from ringwell.features.cdr.models import CallRecord
 from ringwell.features.fraud.models import DestinationPermission, FraudSettings
 from ringwell.features.numbers.models import CallerIdVerification, PhoneNumber
+from ringwell.features.privacy.models_consent import ConsentRecord
+from ringwell.features.privacy.models_holds import LegalHold, RetentionRun
+from ringwell.features.privacy.models_incidents import Incident, IncidentNote
+from ringwell.features.privacy.models_requests import DataRequest
 from ringwell.features.rating.models import OrgRateDeck, RateDeck, RateRow
 from ringwell.features.recordings.models import Recording, RecordingPolicy
 from ringwell.features.registrations.models import BindingRow
@@ -25,18 +29,24 @@ from ringwell.features.webhooks.models import WebhookAttempt, WebhookDelivery, W
 
 __all__ = [
     "ApiKey",
+    "AuditChainHead",
     "AuditEvent",
     "BindingRow",
     "Blob",
     "CallRecord",
     "CallerIdVerification",
+    "ConsentRecord",
     "CreditReservation",
+    "DataRequest",
     "DestinationPermission",
     "EmailToken",
     "FraudSettings",
+    "Incident",
+    "IncidentNote",
     "LedgerAccount",
     "LedgerPosting",
     "LedgerTransaction",
+    "LegalHold",
     "MailboxRow",
     "OrgDataKey",
     "OrgRateDeck",
@@ -49,6 +59,7 @@ __all__ = [
     "Recording",
     "RecordingPolicy",
     "RecoveryCode",
+    "RetentionRun",
     "SipCredential",
     "Trunk",
     "User",

@@ -20,6 +20,11 @@ from ringwell.features.auth import routes as auth_routes
 from ringwell.features.billing import routes as billing_routes
 from ringwell.features.cdr import routes as cdr_routes
 from ringwell.features.numbers import routes as numbers_routes
+from ringwell.features.privacy import consent_routes as privacy_consent_routes
+from ringwell.features.privacy import incidents_routes as privacy_incidents_routes
+from ringwell.features.privacy import register_routes as privacy_register_routes
+from ringwell.features.privacy import requests_routes as privacy_requests_routes
+from ringwell.features.privacy import routes_retention as privacy_retention_routes
 from ringwell.features.rating import routes as rating_routes
 from ringwell.features.recordings import routes as recordings_routes
 from ringwell.features.trunks import routes as trunks_routes
@@ -29,15 +34,20 @@ from ringwell.features.webhooks import routes as webhooks_routes
 from ringwell.features.webphone import routes as webphone_routes
 from ringwell.web import docs as api_docs
 from ringwell.web.context import WebServices
+from ringwell.web.cookies import ConsentSignals, cookie_banner
 from ringwell.web.errors import ERROR_RESPONSES, install_error_handlers
 from ringwell.web.portal import auth as portal_auth
 from ringwell.web.portal import billing as portal_billing
 from ringwell.web.portal import calls as portal_calls
+from ringwell.web.portal import consent as portal_consent
 from ringwell.web.portal import dashboard as portal_dashboard
+from ringwell.web.portal import incidents as portal_incidents
 from ringwell.web.portal import mailbox as portal_mailbox
 from ringwell.web.portal import numbers as portal_numbers
 from ringwell.web.portal import operator as portal_operator
 from ringwell.web.portal import phone as portal_phone
+from ringwell.web.portal import privacy_notice as portal_privacy_notice
+from ringwell.web.portal import privacy_requests as portal_privacy_requests
 from ringwell.web.portal import settings as portal_settings
 from ringwell.web.portal import users as portal_users
 from ringwell.web.portal import voicemail as portal_voicemail
@@ -49,10 +59,12 @@ API_PREFIX = "/api/v1"
 _HERE = Path(__file__).parent
 _API = [accounts_routes, auth_routes, numbers_routes, billing_routes, rating_routes, cdr_routes, trunks_routes,
         webhooks_routes, audit_routes, webphone_routes, voicemail_routes, mailbox_routes,
-        recordings_routes]
+        recordings_routes, privacy_consent_routes, privacy_register_routes, privacy_retention_routes,
+        privacy_incidents_routes, privacy_requests_routes]
 _PORTAL = [portal_auth, portal_settings, portal_dashboard, portal_calls, portal_numbers, portal_users,
            portal_billing, portal_operator, portal_webhooks, portal_phone,
-           portal_voicemail, portal_mailbox]
+           portal_voicemail, portal_mailbox, portal_consent, portal_privacy_notice,
+           portal_incidents, portal_privacy_requests]
 
 # The portal loads nothing from elsewhere and runs no inline script; nobody may frame it.
 _SECURITY_HEADERS = {
@@ -128,6 +140,7 @@ def build_app(status: Callable[[], dict[str, Any]], routes: Sequence[BaseRoute] 
         for module in _API:
             app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
         app.state.templates = Jinja2Templates(directory=str(_HERE / "templates"))
+        app.state.templates.env.globals["cookie_banner"] = cookie_banner  # the layout asks once, honours GPC
         app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
         app.include_router(api_docs.router)
         for module in _PORTAL:
@@ -141,5 +154,6 @@ def build_app(status: Callable[[], dict[str, Any]], routes: Sequence[BaseRoute] 
             app.openapi()
 
     checkout = services.payments.checkout_origin if services is not None and services.payments else None
+    app.add_middleware(ConsentSignals)  # Global Privacy Control; no analytics cookie without consent
     app.add_middleware(SecurityHeaders, checkout_origin=checkout)
     return app

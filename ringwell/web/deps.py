@@ -112,6 +112,7 @@ def actor_of(request: Request, identity: Identity | None) -> Actor:
         api_key_id=identity.api_key_id if identity else None,
         ip=client.host if client else None,
         user_agent=request.headers.get("user-agent"),
+        reason=request.headers.get("x-access-reason"),  # why staff access data: on every event they cause
     )
 
 

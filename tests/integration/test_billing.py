@@ -87,12 +87,12 @@ async def test_reserve_settle_and_release(ledger, orgs):
     assert not await ledger.reserve(acme, "call-2", 501)  # more than what is available
     assert await ledger.balance(acme) == Balance("USD", 1000, 500, 500)
 
-    txn = await ledger.settle(acme, "call-1", 437, description="call to +14155550100", reference="call-1",
+    txn = await ledger.settle(acme, "call-1", 437, description="call: United States", reference="call-1",
                               cost_minor=120)
     assert await ledger.balance(acme) == Balance("USD", 563, 0, 563)
     charge = (await ledger.entries(acme))[0]
     assert (charge.id, charge.kind, charge.amount_minor, charge.balance_after_minor) == (txn, "call_charge", -437, 563)
-    assert (charge.description, charge.reference) == ("call to +14155550100", "call-1")
+    assert (charge.description, charge.reference) == ("call: United States", "call-1")
 
     assert await ledger.reserve(acme, "call-3", 100)
     assert await ledger.release(acme, "call-3") == 100

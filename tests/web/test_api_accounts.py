@@ -66,7 +66,8 @@ async def test_org_can_be_read_and_updated_by_its_owner_only(web):
     org = (await a.client.get(url)).json()
     assert org == {"id": a.org.id, "name": "Alpha", "country": "US", "currency": "USD", "kind": "customer",
                    "created_at": org["created_at"], "low_balance_minor": None, "voicemail_attach_audio": False,
-                   "voicemail_retention_days": None, "recording_retention_days": None}
+                   "voicemail_retention_days": None, "recording_retention_days": None,
+                   "call_record_retention_days": None}
 
     changed = await a.client.patch(url, json={"name": "Alpha Inc", "low_balance_minor": 500})
     assert changed.status_code == 200

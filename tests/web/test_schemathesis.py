@@ -25,6 +25,7 @@ import threading
 import traceback
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -44,9 +45,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from ringwell.features.accounts.models import OrgKind
+from ringwell.features.accounts.models import OrgKind, User
 from ringwell.features.auth.models import ApiKey
 from ringwell.server import RingwellServer
 from ringwell.settings import Settings
@@ -97,8 +98,9 @@ class Fuzz:
         path = case.operation.path
         if path.startswith("/api/v1/operator/"):
             client = self.operator_client
-        elif path.startswith("/api/v1/webphone/"):
-            client = self.victim.tenant.client  # the web phone is for a logged-in session: keys get 403
+        elif path.startswith(("/api/v1/webphone/", "/api/v1/me/")):
+            # the web phone and a person's own choices and requests are for a logged-in session: keys get 403
+            client = self.victim.tenant.client
         else:
             client = self.org_client
         headers = {k: v for k, v in (kwargs.get("headers") or {}).items()
@@ -123,6 +125,9 @@ async def _setup(tmp_path) -> tuple[WebEnv, Victim, httpx.AsyncClient]:
     settings_.data_dir.mkdir()
     env = WebEnv(RingwellServer(settings_))
     victim = await _seed_victim(env)  # an org with data in every slice (users, numbers, calls, keys, webhooks)
+    async with env.services.sessions() as session, session.begin():  # a person's privacy requests need MFA on
+        await session.execute(update(User).where(User.id == victim.tenant.owner.user.id).values(
+            mfa_enabled_at=datetime.now(UTC)))
     await env.services.rating.import_deck("fuzz-deck", [
         "prefix,description,price_per_minute,connection_fee,increments,effective_date\n", "1,US,0.010,,60/60,\n"])
     await env.services.rating.assign_deck(victim.ids["org_id"], "fuzz-deck")
@@ -138,6 +143,18 @@ async def _spare_key_id(env: WebEnv, victim: Victim, in_use: str) -> str:
         return next(row.id for row in rows if row.prefix not in in_use)
 
 
+async def _seed_incident(env: WebEnv) -> str:
+    """An entry of the breach register, for the operator's incident routes on a real id."""
+    from datetime import UTC, datetime
+
+    from ringwell.features.audit.service import Actor
+    from ringwell.features.privacy.incidents_service import IncidentSpec, IncidentsService
+
+    spec = IncidentSpec("Fuzzed incident", datetime.now(UTC), personal_data=True, cpni=True)
+    view = await IncidentsService(env.services.sessions, env.services.audit).create(spec, actor=Actor())
+    return view.incident.id
+
+
 @pytest.fixture(scope="module")
 def fuzz(tmp_path_factory) -> Iterator[Fuzz]:
     loop = LoopThread()
@@ -147,6 +164,7 @@ def fuzz(tmp_path_factory) -> Iterator[Fuzz]:
         values = {name: victim.ids[source] for name, (source, _) in PATH_VALUES.items()}
         values["key_id"] = loop.run(_spare_key_id(env, victim, victim.tenant.api_key))
         values["org_id"] = victim.ids["org_id"]
+        values["incident_id"] = loop.run(_seed_incident(env))
         fuzz = Fuzz(loop, env, victim, victim.tenant.api, operator_client, values)
         client = env.client()
         fuzz.spec = loop.run(client.get("/api/v1/openapi.json")).json()

@@ -34,6 +34,9 @@ from ringwell.features.audit.models import AuditEvent
 from ringwell.features.audit.service import Actor
 from ringwell.features.auth.models import ApiKey
 from ringwell.features.cdr.models import CallRecord
+from ringwell.features.privacy.models_holds import LegalHold
+from ringwell.features.privacy.models_incidents import Incident
+from ringwell.features.privacy.models_requests import DataRequest
 from ringwell.features.recordings.models import Mode, Recording, Trigger
 from ringwell.features.recordings.routes import recording_service
 from ringwell.features.trunks.models import Trunk
@@ -48,7 +51,13 @@ API = "/api/v1"
 METHODS = ("get", "post", "put", "patch", "delete")
 
 # Operations the walk does not call, each with the reason (keep empty unless there is one).
-SKIPPED: dict[tuple[str, str], str] = {}
+SKIPPED: dict[tuple[str, str], str] = {
+    ("get", "/api/v1/privacy/register"): "public: the data register holds no data of any org",
+}
+
+# A person's own choices and requests: only a logged-in person has them (an API key gets 403), and
+# what they answer (choices, a list of requests) need not name the caller's org.
+PERSON_ONLY = ("/api/v1/me/consents", "/api/v1/me/privacy/requests")
 
 # Path parameters → the name of the victim's value in Victim.ids; True: a resource that belongs
 # to one org (so the intruder's own org id with the victim's value must be 404 too).
@@ -62,6 +71,11 @@ PATH_VALUES: dict[str, tuple[str, bool]] = {
     "voicemail_id": ("voicemail_id", True),
     "recording_id": ("recording_id", True),
     "trunk_id": ("trunk_id", False),  # the operator's trunks are nobody's tenant data
+    "request_id": ("request_id", True),
+    "hold_id": ("hold_id", False),  # operator-only routes: a customer gets 403 whatever the id
+    "incident_id": ("incident_id", False),
+    "notice": ("notice", False),
+    "item": ("item", False),
 }
 
 INVENTORY = ("number,country,type,monthly_price,setup_price,trunk\n"
@@ -132,10 +146,20 @@ async def _seed_victim(web) -> Victim:
                                         callee_user_id=user.user.id, trigger=Trigger.DTMF, started_at=now,
                                         duration_s=1.0, paused_s=0.0, content_type=CONTENT_TYPE)
     assert recording is not None
+    request = DataRequest(org_id=org.id, user_id=tenant.owner.user.id, subject_email=tenant.owner.email, kind="export",
+                          law="gdpr",
+                          source="portal", received_at=now, due_at=now + timedelta(days=30),
+                          identity_verified="portal login + MFA")
+    hold = LegalHold(org_id=org.id, user_id=user.user.id, reason=f"case {tag}")
+    incident = Incident(title=f"victim incident {tag}", severity="high", personal_data=True, cpni=False,
+                        detected_at=now, org_ids=[org.id])
+    async with svc.sessions() as session, session.begin():
+        session.add_all([request, hold, incident])
     victim = Victim(tenant, {
         "org_id": org.id, "user_id": user.user.id, "key_id": key_ids[0], "e164": VICTIM_NUMBER,
         "call_id": calls[0].id, "endpoint_id": created.endpoint.id, "delivery_id": delivery_id, "trunk_id": trunk_id,
-        "voicemail_id": message.id, "recording_id": recording.id,
+        "voicemail_id": message.id, "recording_id": recording.id, "request_id": request.id, "hold_id": hold.id,
+        "incident_id": incident.id, "notice": "authority", "item": "contain",
     }, keys=[tenant.api_key, second_key])
     victim.secrets |= {
         org.id, org.name, tenant.owner.user.id, tenant.owner.email, tenant.owner.password, tenant.owner.sip_username,
@@ -331,8 +355,12 @@ async def walk_api(web, victim: Victim, intruder) -> Walk:
             response = await call(client, method, url, query, body)
             if what == "org":
                 walk.expect(f"{label} as intruder ({how})", response, {404}, "organization_not_found")
-            elif what == "operator":
+            elif what == "operator" or (path.startswith(PERSON_ONLY) and how == "api key"):
                 walk.expect(f"{label} as intruder ({how})", response, {403}, "permission_denied")
+            elif method == "get" and path in PERSON_ONLY:
+                walk.expect(f"{label} as intruder ({how})", response, {200})
+            elif method == "get" and len(names) > 0:  # one of the caller's own things, by the victim's id
+                walk.expect(f"{label} as intruder ({how})", response, {403, 404})
             elif method == "get":
                 walk.expect(f"{label} as intruder ({how})", response, {200})
                 if response.status_code == 200 and intruder.org.id not in response.text:

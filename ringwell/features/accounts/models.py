@@ -35,6 +35,9 @@ class Organization(Base):
     # own deadline when it is made.
     voicemail_retention_days: Mapped[int | None]
     recording_retention_days: Mapped[int | None]
+    # Days the org's call records are kept; None: the server's call_record_retention_days. Bounded
+    # by the operator's limit for the org's country (ringwell.features.privacy.retention).
+    call_record_retention_days: Mapped[int | None]
     low_balance_alerted_at: Mapped[datetime | None]  # set when fired; cleared when the balance recovers
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -69,6 +72,9 @@ class User(Base):
     phone: Mapped[str | None] = mapped_column(String(32))  # contact number (E.164), for change notices
     disabled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when the person restricted or objected to processing (GDPR arts. 18, 21): optional
+    # processing stops (voicemail transcripts, marketing, analytics); see docs/privacy-requests.md.
+    processing_restricted_at: Mapped[datetime | None]
 
 
 class CredentialKind(StrEnum):

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ringwell.errors import DomainError
-from ringwell.features.accounts.errors import InvalidCursor
+from ringwell.features.accounts.errors import InvalidAccountData, InvalidCursor
 from ringwell.features.accounts.schemas import (
     NewUserOut,
     OperatorOrgOut,
@@ -37,6 +37,7 @@ from ringwell.features.accounts.service import UNSET, AuditHook, UserSpec, UserV
 from ringwell.features.auth.errors import PermissionDenied
 from ringwell.features.auth.permissions import Role, grants
 from ringwell.features.auth.tokens import Identity
+from ringwell.features.privacy.retention import policy_from_settings
 from ringwell.storage.cursor import decode_cursor, encode_cursor
 from ringwell.web.deps import Scope, operator_scope, org_scope, require_identity, services
 from ringwell.web.errors import ErrorBody
@@ -112,12 +113,18 @@ async def get_org(scope: Annotated[Scope, Depends(org_scope("org.read"))]) -> Or
 async def update_org(request: Request, body: OrgPatch,
                      scope: Annotated[Scope, Depends(org_scope("org.update"))]) -> OrgOut:
     sent = body.model_fields_set
+    if "call_record_retention_days" in sent:  # within the operator's bound for the org's country
+        problem = policy_from_settings(services(request).settings).check_call_record_days(
+            body.call_record_retention_days, scope.org.country)
+        if problem is not None:
+            raise InvalidAccountData(problem, {"field": "call_record_retention_days"})
     org = await services(request).accounts.update_org(
         scope.org.id, name=body.name if "name" in sent else None,
         low_balance_minor=body.low_balance_minor if "low_balance_minor" in sent else UNSET,
         voicemail_attach_audio=body.voicemail_attach_audio,
         voicemail_retention_days=body.voicemail_retention_days if "voicemail_retention_days" in sent else UNSET,
         recording_retention_days=body.recording_retention_days if "recording_retention_days" in sent else UNSET,
+        call_record_retention_days=body.call_record_retention_days if "call_record_retention_days" in sent else UNSET,
         audit=_audit(request, scope, "org.update", "organization"),
     )
     return OrgOut.of(org)

@@ -61,6 +61,8 @@ class OrgOut(BaseModel):
                                                              "null: the server's default")
     recording_retention_days: int | None = Field(description="days a call recording is kept; null: the server's "
                                                              "default")
+    call_record_retention_days: int | None = Field(None, description="days call records are kept; null: the "
+                                                                     "server's default")
 
     @classmethod
     def of(cls, org: Organization) -> OrgOut:
@@ -68,7 +70,8 @@ class OrgOut(BaseModel):
                    kind="operator" if org.kind == "operator" else "customer", created_at=org.created_at,
                    low_balance_minor=org.low_balance_minor, voicemail_attach_audio=org.voicemail_attach_audio,
                    voicemail_retention_days=org.voicemail_retention_days,
-                   recording_retention_days=org.recording_retention_days)
+                   recording_retention_days=org.recording_retention_days,
+                   call_record_retention_days=org.call_record_retention_days)
 
 
 class OrgPatch(_Request):
@@ -79,6 +82,8 @@ class OrgPatch(_Request):
     voicemail_attach_audio: bool | None = Field(None, description="attach the recording to voicemail emails")
     voicemail_retention_days: int | None = Field(None, ge=1, le=3650, description="null: the server's default")
     recording_retention_days: int | None = Field(None, ge=1, le=3650, description="null: the server's default")
+    call_record_retention_days: int | None = Field(None, ge=1, le=36500, description="null: the server's default; "
+                                                   "at most the operator's bound for the organization's country")
 
     @model_validator(mode="after")
     def _name_not_null(self) -> Self:

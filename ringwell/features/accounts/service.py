@@ -142,6 +142,9 @@ class AccountsService:
         # deleted user stays readable. Set by the composition root.
         self.user_files: Callable[[AsyncSession, str, str], Awaitable[list[str]]] | None = None
         self.delete_file: Callable[[str, str], Awaitable[bool]] | None = None
+        # The privacy center's erasure (``ErasureService.erase_person``): when set, deleting a user
+        # is erasing the person — one way to delete someone (rows, files, keys, anonymised records).
+        self.erase: Callable[[str, str, AuditHook | None], Awaitable[object]] | None = None
 
     def _changed(self, credentials: Iterable[tuple[str, str]]) -> None:
         if self.credentials_changed is not None:
@@ -341,6 +344,7 @@ class AccountsService:
                          voicemail_attach_audio: bool | None = None,
                          voicemail_retention_days: int | Literal[_Unset.UNSET] | None = UNSET,
                          recording_retention_days: int | Literal[_Unset.UNSET] | None = UNSET,
+                         call_record_retention_days: int | Literal[_Unset.UNSET] | None = UNSET,
                          audit: AuditHook | None = None) -> Organization:
         """Rename the org and/or set the credit below which ``balance.low`` fires (None: never).
 
@@ -359,6 +363,12 @@ class AccountsService:
                             ("recording_retention_days", recording_retention_days)):
             if days is not UNSET and days is not None and (isinstance(days, bool) or not 1 <= days <= 3650):
                 raise InvalidAccountData(f"{field} must be 1-3650 days (null: the server's default)", {"field": field})
+        # The bound of call_record_retention_days depends on the org's country: checked by the caller
+        # (ringwell.features.privacy.retention.RetentionPolicy.check_call_record_days); here only its type.
+        if call_record_retention_days is not UNSET and call_record_retention_days is not None and (
+                isinstance(call_record_retention_days, bool) or call_record_retention_days < 1):
+            raise InvalidAccountData("call_record_retention_days must be at least 1 day (null: the server's default)",
+                                     {"field": "call_record_retention_days"})
         async with self._sessions() as session, session.begin():
             org: Organization | None = await session.get(Organization, org_id, with_for_update=True)
             if org is None:
@@ -382,6 +392,10 @@ class AccountsService:
             if recording_retention_days is not UNSET and recording_retention_days != org.recording_retention_days:
                 changes["recording_retention_days"] = [org.recording_retention_days, recording_retention_days]
                 org.recording_retention_days = recording_retention_days
+            if (call_record_retention_days is not UNSET
+                    and call_record_retention_days != org.call_record_retention_days):
+                changes["call_record_retention_days"] = [org.call_record_retention_days, call_record_retention_days]
+                org.call_record_retention_days = call_record_retention_days
             try:
                 await session.flush()
             except IntegrityError as exc:  # a concurrent rename took the name
@@ -484,8 +498,14 @@ class AccountsService:
         """Delete a user with their SIP credentials, sessions and verifications (cascade).
 
         Refused for the acting user themselves (``CannotRemoveSelf``), a user whose role is above
-        the granter's (``RoleNotAllowed``) and the org's last owner (``LastOwner``).
+        the granter's (``RoleNotAllowed``) and the org's last owner (``LastOwner``). With ``erase``
+        set (the server sets it), the person is erased instead (``ringwell.features.privacy.erasure``).
         """
+        if self.erase is not None:
+            async with self._sessions() as session:
+                await self._may_delete(session, org_id, user_id, granter_role, acting_user_id)
+            await self.erase(org_id, user_id, audit)
+            return
         async with self._sessions() as session, session.begin():
             user = await repo.user_in_org(session, org_id, user_id, lock=True)
             if user is None:
@@ -510,6 +530,19 @@ class AccountsService:
         if self.delete_file is not None:
             for blob_id in files:
                 await self.delete_file(org_id, blob_id)
+
+    async def _may_delete(self, session: AsyncSession, org_id: str, user_id: str, granter_role: str,
+                          acting_user_id: str | None) -> None:
+        user = await repo.user_in_org(session, org_id, user_id)
+        if user is None:
+            raise UserNotFound("no such user", {"user_id": user_id})
+        if user.id == acting_user_id:
+            raise CannotRemoveSelf("you cannot delete your own user; ask another owner or admin", {"user_id": user_id})
+        if _RANK.get(user.role, 0) > _RANK.get(granter_role, 0):
+            raise RoleNotAllowed(f"you cannot delete a user whose role is above your own ({user.role})",
+                                 {"role": user.role})
+        if user.role == Role.OWNER.value:
+            await self._keep_an_owner(session, org_id, user.id, "delete")
 
     async def _keep_an_owner(self, session: AsyncSession, org_id: str, user_id: str, doing: str) -> None:
         owners = await repo.owner_ids(session, org_id, Role.OWNER.value)

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from ringwell.features.audit.models import AuditEvent
 
-__all__ = ["AuditEventOut", "AuditPage"]
+__all__ = ["AccessReviewOut", "AuditEventOut", "AuditPage", "StaffAccessOut", "VerifyOut"]
 
 
 class AuditEventOut(BaseModel):
@@ -28,6 +28,9 @@ class AuditEventOut(BaseModel):
     user_agent: str | None
     reason: str | None
     details: dict[str, Any] | None
+    seq: int
+    prev_hash: str
+    hash: str
 
     @classmethod
     def of(cls, event: AuditEvent) -> AuditEventOut:
@@ -36,9 +39,38 @@ class AuditEventOut(BaseModel):
             actor_user_id=event.actor_user_id, actor_org_id=event.actor_org_id, actor_role=event.actor_role,
             api_key_id=event.api_key_id, target_type=event.target_type, target_id=event.target_id, ip=event.ip,
             user_agent=event.user_agent, reason=event.reason, details=event.details,
+            seq=event.seq, prev_hash=event.prev_hash, hash=event.hash,
         )
 
 
 class AuditPage(BaseModel):
     items: list[AuditEventOut]
     next_cursor: str | None
+
+
+class VerifyOut(BaseModel):
+    intact: bool
+    count: int  # events checked
+    head_seq: int
+    head_hash: str
+    anchor_seq: int  # the last purged event (0: none)
+    message: str
+    problem: str | None  # edited | removed | reordered
+    event_id: str | None
+    seq: int | None
+
+
+class StaffAccessOut(BaseModel):
+    user_id: str
+    email: str
+    name: str | None
+    org: str
+    role: str
+    mfa: bool
+    disabled: bool
+    last_sign_in: datetime | None
+    created_at: datetime
+
+
+class AccessReviewOut(BaseModel):
+    items: list[StaffAccessOut]

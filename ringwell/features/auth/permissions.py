@@ -57,6 +57,10 @@ OPERATOR_PERMISSIONS: frozenset[str] = frozenset({
     "operator.numbers.manage",
     "operator.billing.adjust",
     "operator.audit.read",
+    "operator.privacy.requests",  # the queue of people's privacy requests (issue 8)
+    "operator.privacy.manage",  # legal holds and the retention engine's runs (issue 8)
+    "operator.privacy.incidents",  # record breaches, send their notices, tick their checklist (issue 8)
+    "operator.privacy.incidents.read",  # read the breach register (privacy staff and auditors)
 })
 
 _MEMBER = frozenset({"org.read", "users.read", "numbers.read", "billing.read", "rates.read", "calls.read",
@@ -75,8 +79,11 @@ _ROLES: dict[Role, frozenset[str]] = {
                              "operator.billing.adjust", "operator.ratedecks.manage", "operator.trunks.manage",
                              "operator.numbers.manage"}),
     Role.PRIVACY: frozenset({"operator.orgs.read", "org.read", "users.read", "calls.read", "calls.export",
-                             "audit.read", "operator.audit.read"}),
-    Role.AUDITOR: frozenset({"operator.orgs.read", "org.read", "audit.read", "operator.audit.read"}),
+                             "audit.read", "operator.audit.read",
+                             "operator.privacy.requests", "operator.privacy.manage",
+                             "operator.privacy.incidents", "operator.privacy.incidents.read"}),
+    Role.AUDITOR: frozenset({"operator.orgs.read", "org.read", "audit.read", "operator.audit.read",
+                             "operator.privacy.incidents.read"}),
 }
 
 _STAFF = frozenset({Role.SUPPORT, Role.BILLING, Role.PRIVACY, Role.AUDITOR})

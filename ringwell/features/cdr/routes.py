@@ -2,6 +2,7 @@
 
 A member sees only the calls they took part in (as caller or callee), in the list, the CSV and
 one by one; owners, admins, API keys with the scope and operator staff see every call of the org.
+Reading calls that are not one's own is a ``calls.read`` audit event naming them (``audit.reads``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime, BeforeValidator
 
+from ringwell.features.audit.reads import record_reads
 from ringwell.features.auth.errors import PermissionDenied
 from ringwell.features.auth.permissions import Role, grants
 from ringwell.features.cdr import history
@@ -90,6 +92,9 @@ async def list_calls(
     = None,
 ) -> Response:
     page = await history.call_page(web.sessions, scope.org.id, _visible(scope, flt), cursor, limit)
+    await record_reads(web.audit, scope.actor, action="calls.read", org_id=scope.org.id, target_type="call",
+                       records=[(r.id, (r.caller_user_id, r.callee_user_id)) for r in page.items],
+                       staff=scope.staff_access)
     return CallList.model_construct(items=[call_out(row) for row in page.items],
                                     next_cursor=page.next_cursor).response()
 
@@ -141,6 +146,8 @@ async def export_calls(scope: Annotated[Scope, Depends(org_scope("calls.export")
 async def get_call(scope: Annotated[Scope, Depends(org_scope("calls.read"))], web: Web, call_id: str) -> CallOut:
     own = _own_calls_only(scope)
     row = await history.get_call(web.sessions, scope.org.id, call_id, own)
+    await record_reads(web.audit, scope.actor, action="calls.read", org_id=scope.org.id, target_type="call",
+                       records=[(row.id, (row.caller_user_id, row.callee_user_id))], staff=scope.staff_access)
     out = call_out(row)
     if grants(scope.identity.permissions, "recordings.read"):
         recorded = await recording_service(web).of_calls(scope.org.id, [row.id], user_id=own)

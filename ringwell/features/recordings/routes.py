@@ -6,7 +6,8 @@
 * ``GET /orgs/{org_id}/recordings[?call_id=]``, ``GET .../recordings/{id}``, ``GET .../{id}/audio``
   (Ogg/Opus, decrypted as it streams), ``DELETE .../{id}``. A member sees the recordings of the calls
   they were on; a play or download by anyone but a party of the call is a ``recording.played``
-  audit event; a delete is ``recording.delete``.
+  audit event, a list showing recordings of calls the reader was not on a ``recordings.read`` one;
+  a delete is ``recording.delete``.
 * ``POST /orgs/{org_id}/calls/{call_id}/recording`` ``{"action": "start"|"stop"|"pause"|"resume"}`` — a
   call in progress on this server; a member only on their own calls. Start answers once the
   announcement has been played to every party and the recording runs.
@@ -20,6 +21,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response, StreamingResponse
 
 from ringwell.blobs import blob_store
+from ringwell.features.audit.reads import record_reads
 from ringwell.features.audit.service import Actor
 from ringwell.features.auth.errors import PermissionDenied
 from ringwell.features.auth.permissions import Role
@@ -138,10 +140,13 @@ async def set_number_policy(scope: Annotated[Scope, Depends(org_scope("recording
 # -- recordings -------------------------------------------------------------------------------
 @router.get("/orgs/{org_id}/recordings", response_model=RecordingList, operation_id="list_recordings",
             summary="Recordings, newest first (of one call with call_id; a member: the calls they were on)")
-async def list_recordings(scope: Annotated[Scope, Depends(org_scope("recordings.read"))], service: Service,
+async def list_recordings(scope: Annotated[Scope, Depends(org_scope("recordings.read"))], service: Service, web: Web,
                           call_id: Annotated[str | None, Query(min_length=1, max_length=36)] = None,
                           limit: Annotated[int, Query(ge=1, le=500)] = 100) -> RecordingList:
     rows = await service.list(scope.org.id, call_record_id=call_id, user_id=_own_calls_only(scope), limit=limit)
+    await record_reads(web.audit, scope.actor, action="recordings.read", org_id=scope.org.id,
+                       target_type="recording", records=[(r.id, (r.caller_user_id, r.callee_user_id)) for r in rows],
+                       staff=scope.staff_access)
     return RecordingList(items=[RecordingOut.of(row) for row in rows])
 
 

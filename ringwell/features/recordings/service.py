@@ -88,13 +88,14 @@ class Decision:
 class Upload:
     """One recording being written: bytes in (``feed``), an encrypted blob out (module docstring)."""
 
-    def __init__(self, blobs: BlobStore, org_id: str, content_type: str, retention_until: datetime) -> None:
+    def __init__(self, blobs: BlobStore, org_id: str, content_type: str, retention_until: datetime,
+                 owners: Sequence[str] = ()) -> None:
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.retention_until = retention_until
         self.bytes = 0
         self._task: asyncio.Task[BlobRef] = asyncio.ensure_future(
             blobs.put(org_id, BlobKind.RECORDING, self._chunks(), content_type=content_type,
-                      retention_until=retention_until))
+                      retention_until=retention_until, owners=owners))
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         while (chunk := await self._queue.get()) is not None:
@@ -214,13 +215,17 @@ class RecordingService:
                         allowed=any(mode is not Mode.OFF for mode, _ in modes))
 
     # -- recordings -------------------------------------------------------------------------
-    async def begin(self, org_id: str, content_type: str) -> Upload:
-        """Start a recording's encrypted upload; its retention deadline is the org's, else the server's."""
+    async def begin(self, org_id: str, content_type: str, owners: Sequence[str | None] = ()) -> Upload:
+        """Start a recording's encrypted upload; its retention deadline is the org's, else the server's.
+
+        ``owners``: the org's users on the call (caller, callee; None for a party outside the org):
+        the file is encrypted under all of their keys, so erasing any of them shreds it."""
         async with self._sessions() as session:
             days = (await session.execute(select(Organization.recording_retention_days).where(
                 Organization.id == org_id))).scalar_one_or_none()
         return Upload(self._blobs, org_id, content_type,
-                      datetime.now(UTC) + (timedelta(days=days) if days else self._retention))
+                      datetime.now(UTC) + (timedelta(days=days) if days else self._retention),
+                      tuple(owner for owner in owners if owner is not None))
 
     async def finish(self, upload: Upload, *, org_id: str, call_record_id: str, caller_user_id: str | None,
                      callee_user_id: str | None, trigger: Trigger, started_at: datetime, duration_s: float,

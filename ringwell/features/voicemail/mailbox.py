@@ -303,7 +303,7 @@ class MailboxService:
                                   f"{GREETING_MAX_SECONDS:g} seconds", {"bytes": len(pcm)})
         async with self._sessions() as session:
             await self._user(session, org_id, user_id)
-        ref = await self._blobs.put(org_id, "greeting", pcm_to_wav(pcm), content_type=_WAV_TYPE)
+        ref = await self._blobs.put(org_id, "greeting", pcm_to_wav(pcm), content_type=_WAV_TYPE, owners=(user_id,))
         try:
             async with self._sessions() as session, session.begin():
                 row = await self._row(session, org_id, user_id, lock=True, create=True)

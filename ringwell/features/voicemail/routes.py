@@ -3,7 +3,8 @@
 A member sees, plays, marks and deletes only the messages of their own mailbox (another's is
 not found, as in the call history); owners, admins, API keys with the scope and operator staff
 reach every mailbox of the org. Playing or downloading a message by anyone but the mailbox's
-owner is a ``voicemail.played`` audit event.
+owner is a ``voicemail.played`` audit event; listing or opening (with its transcript) messages
+of someone else's mailbox is a ``voicemail.read`` one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response, StreamingResponse
 
 from ringwell.blobs import blob_store
+from ringwell.features.audit.reads import record_reads
 from ringwell.features.audit.service import Actor
 from ringwell.features.auth.errors import PermissionDenied
 from ringwell.features.auth.permissions import Role
@@ -75,6 +77,7 @@ async def _visible(service: VoicemailService, scope: Scope, voicemail_id: str) -
             summary="List voicemail messages, newest first (a member: their own mailbox)")
 async def list_voicemails(
     scope: Annotated[Scope, Depends(org_scope("voicemail.read"))], service: Service,
+    web: Annotated[WebServices, Depends(services)],
     user_id: Annotated[str | None, Query(min_length=1, max_length=36, description="One user's mailbox")] = None,
     folder: Annotated[Folder | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
@@ -84,6 +87,8 @@ async def list_voicemails(
 ) -> VoicemailList:
     own = _own_mailbox_only(scope)
     rows = await service.list(scope.org.id, own if own is not None else user_id, folder, limit=limit, query=q)
+    await record_reads(web.audit, scope.actor, action="voicemail.read", org_id=scope.org.id, target_type="voicemail",
+                       records=[(row.id, (row.user_id,)) for row in rows], staff=scope.staff_access)
     return VoicemailList(items=[VoicemailOut.of(row) for row in rows])
 
 
@@ -91,8 +96,10 @@ async def list_voicemails(
             operation_id="get_voicemail", summary="One voicemail message, with its transcript when done",
             responses=_NOT_FOUND)
 async def get_voicemail(scope: Annotated[Scope, Depends(org_scope("voicemail.read"))], service: Service,
-                        voicemail_id: VoicemailId) -> VoicemailDetail:
+                        web: Annotated[WebServices, Depends(services)], voicemail_id: VoicemailId) -> VoicemailDetail:
     row = await _visible(service, scope, voicemail_id)
+    await record_reads(web.audit, scope.actor, action="voicemail.read", org_id=scope.org.id, target_type="voicemail",
+                       records=[(row.id, (row.user_id,))], staff=scope.staff_access)
     transcript: str | None = None
     if row.transcript_status == TranscriptStatus.DONE.value:
         try:

@@ -89,8 +89,11 @@ class VoicemailService:
             log.info("discarded a %.2f s voicemail for user %s", duration, user_id)
             return None
         async with self._sessions() as session:
-            owner = (await session.execute(select(User.id).where(User.id == user_id, User.org_id == org_id))
-                     ).scalar_one_or_none()
+            owner_row = (await session.execute(select(User.id, User.processing_restricted_at).where(
+                User.id == user_id, User.org_id == org_id))).one_or_none()
+            owner = owner_row[0] if owner_row is not None else None
+            # A person who restricted or objected to processing (privacy requests) gets no transcript.
+            restricted = owner_row is not None and owner_row[1] is not None
             days = (await session.execute(select(Organization.voicemail_retention_days).where(
                 Organization.id == org_id))).scalar_one_or_none()
         if owner is None:
@@ -98,11 +101,12 @@ class VoicemailService:
         now = datetime.now(UTC)
         retention_until = now + (timedelta(days=days) if days else self._retention)  # the org's, else the server's
         audio = await self._blobs.put(org_id, BlobKind.VOICEMAIL, pcm_to_wav(pcm), content_type=_WAV_TYPE,
-                                      retention_until=retention_until)
+                                      retention_until=retention_until, owners=(user_id,))
         row = Voicemail(org_id=org_id, user_id=user_id, caller_number=caller_number[:64],
                         caller_name=caller_name[:128] if caller_name else None, call_record_id=call_record_id,
                         received_at=now, duration_s=round(duration, 3), audio_blob_id=audio.id,
-                        transcript_blob_id=None, transcript_status=TranscriptStatus.PENDING.value,
+                        transcript_blob_id=None,
+                        transcript_status=(TranscriptStatus.FAILED if restricted else TranscriptStatus.PENDING).value,
                         folder=Folder.NEW.value, read_at=None, retention_until=retention_until)
         try:
             async with self._sessions() as session, session.begin():
@@ -170,7 +174,7 @@ class VoicemailService:
         if text is not None:
             hashes = hashed(await self._blobs.search_key(org_id), terms_of(text))
             ref = await self._blobs.put(org_id, BlobKind.TRANSCRIPT, text.encode("utf-8"), content_type=_TEXT_TYPE,
-                                        retention_until=row.retention_until)
+                                        retention_until=row.retention_until, owners=(row.user_id,))
             blob_id = ref.id
         async with self._sessions() as session, session.begin():
             current = await repo.get(session, org_id, voicemail_id)
@@ -223,7 +227,10 @@ class VoicemailService:
         """Messages of every org still waiting for a transcript, oldest first, received before
         ``received_before``; ``after`` is the (received_at, id) of the previous page's last one."""
         query = select(Voicemail).where(Voicemail.transcript_status == TranscriptStatus.PENDING.value,
-                                        Voicemail.received_at < received_before)
+                                        Voicemail.received_at < received_before,
+                                        # restricted processing (privacy requests): left untranscribed
+                                        Voicemail.user_id.not_in(select(User.id).where(
+                                            User.processing_restricted_at.is_not(None))))
         if after is not None:
             query = query.where(tuple_(Voicemail.received_at, Voicemail.id) > tuple_(*after))
         query = query.order_by(Voicemail.received_at, Voicemail.id).limit(limit)

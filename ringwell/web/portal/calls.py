@@ -4,7 +4,8 @@ Permissions as in the API: ``calls.read`` lists; ``calls.export`` shows the CSV 
 ``GET /api/v1/orgs/{org_id}/calls.csv``, which the session cookie authenticates). A member sees
 only the calls they made or took, here and in the export. A recorded call shows a player for each
 of its recordings (``recordings.read``; ``/calls/recordings/{id}/audio``, audited as in the API
-when the listener was not on the call).
+when the listener was not on the call). A page showing calls the viewer was not on is a
+``calls.read`` audit event naming them.
 
 The filter form speaks in days (``since`` and ``until`` both inclusive, UTC); the history
 service and the API speak in instants (``until`` exclusive), so ``until`` becomes the next midnight.
@@ -20,6 +21,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
+from ringwell.features.audit.reads import record_reads
 from ringwell.features.auth.permissions import Role
 from ringwell.features.auth.tokens import Identity
 from ringwell.features.cdr import history
@@ -138,6 +140,10 @@ async def calls_page(request: Request, identity: PageIdentity,
         }.items() if value}
     except InvalidCallQuery as exc:
         error = exc.message
+    # Someone else's calls on the page (an owner's or admin's view of the org) are an audited read.
+    await record_reads(web.audit, actor_of(request, identity), action="calls.read", org_id=org.id,
+                       target_type="call", records=[(r.id, (r.caller_user_id, r.callee_user_id)) for r in page.items],
+                       staff=False)
     recorded: dict[str, list[Recording]] = {}
     if can(identity, "recordings.read") and page.items:
         recorded = await recording_service(web).of_calls(org.id, [r.id for r in page.items], user_id=own)

@@ -1,8 +1,8 @@
 """Portal page: the dashboard — credit, today's calls and spend, 14 days in a chart, recent calls.
 
 Owners and admins see the whole organization's calls; a member sees their own (the same rule
-as the call history). The days come from ``cdr.history.daily_summary`` (a member's only
-over their own calls).
+as the call history; colleagues' calls among the recent ones are a ``calls.read`` audit event).
+The days come from ``cdr.history.daily_summary`` (a member's only over their own calls).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from ringwell.features.accounts.models import CredentialKind
+from ringwell.features.audit.reads import record_reads
 from ringwell.features.auth.tokens import Identity
 from ringwell.features.cdr import history
+from ringwell.web.deps import actor_of
 from ringwell.web.portal.calls import call_row, own_calls_only
 from ringwell.web.portal.charts import daily_chart
 from ringwell.web.portal.common import can, page_identity, services
@@ -45,6 +47,10 @@ async def dashboard(request: Request, identity: PageIdentity) -> HTMLResponse:
         own = own_calls_only(identity)
         days = await history.daily_summary(web.sessions, org.id, DAYS, now, own)
         recent = await history.call_page(web.sessions, org.id, history.CallFilter(user_id=own), None, RECENT)
+        # The recent calls are records: colleagues' calls among them are an audited read (as on /calls).
+        await record_reads(web.audit, actor_of(request, identity), action="calls.read", org_id=org.id,
+                           target_type="call", staff=False,
+                           records=[(r.id, (r.caller_user_id, r.callee_user_id)) for r in recent.items])
         context.update(
             own=own is not None, today=days[-1], days=days,
             # Two drawings of the same days; the stylesheet shows the one that fits the screen.

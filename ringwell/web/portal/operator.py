@@ -44,6 +44,8 @@ TABS: list[tuple[str, str, str]] = [
     ("/operator/trunks", "Trunks", "operator.trunks.manage"),
     ("/operator/rates", "Rate decks", "operator.ratedecks.manage"),
     ("/operator/numbers", "Number inventory", "operator.numbers.manage"),
+    ("/operator/incidents", "Incidents", "operator.privacy.incidents.read"),
+    ("/operator/privacy/requests", "Privacy requests", "operator.privacy.requests"),
 ]
 _DONE = {
     "credited": ("ok", "The organization's credit was changed."),

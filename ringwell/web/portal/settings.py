@@ -42,7 +42,8 @@ _DONE = {
 
 def settings_nav(identity: Identity) -> list[tuple[str, str]]:
     """The settings sub-navigation: what this user may open."""
-    items = [("/settings", "Profile"), ("/settings/security", "Security")]
+    items = [("/settings", "Profile"), ("/settings/security", "Security"), ("/settings/privacy", "Privacy choices"),
+             ("/privacy/me", "Your data")]
     if can(identity, "apikeys.manage"):
         items.append(("/settings/api-keys", "API keys"))
     if can(identity, "webhooks.manage"):

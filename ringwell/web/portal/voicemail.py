@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
+from ringwell.features.audit.reads import record_reads
 from ringwell.features.auth.tokens import Identity
 from ringwell.features.voicemail.errors import InvalidVoicemail, TranscriptNotReady, VoicemailNotFound
 from ringwell.features.voicemail.models import Folder, TranscriptStatus, Voicemail
@@ -109,6 +110,9 @@ async def voicemail_page(request: Request, identity: PageIdentity,
                                       query=search or None)
     except InvalidVoicemail:  # a search without words or digits finds nothing
         messages = []
+    # Messages (and transcripts) of someone else's mailbox on the page are an audited read.
+    await record_reads(web.audit, actor_of(request, identity), action="voicemail.read", org_id=org.id,
+                       target_type="voicemail", records=[(m.id, (m.user_id,)) for m in messages], staff=False)
     rows = [await _row(service, m, mailboxes) for m in messages]
     done = request.query_params.get("done", "")
     return show(request, "voicemail/list.html", {

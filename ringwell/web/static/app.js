@@ -5,6 +5,8 @@
 // - <select data-autosubmit> (or any select in form.filters[data-autosubmit]): submits its form on change.
 // - <button data-print hidden>: shown, and prints the page.
 // - .js-hide: hidden (e.g. the "Save" button beside a select that submits itself).
+// - <form data-cookie-banner>: the cookie banner answers in the background and goes away (without this
+//   file it is a plain form POST that comes back to the same page).
 "use strict";
 
 (function () {
@@ -87,6 +89,21 @@
         if (select.form) {
           if (select.form.requestSubmit) { select.form.requestSubmit(); } else { select.form.submit(); }
         }
+      });
+    });
+
+    document.querySelectorAll("form[data-cookie-banner]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.fetch || !window.FormData) { return; }
+        event.preventDefault();
+        var data = new FormData(form);
+        if (event.submitter && event.submitter.name) { data.set(event.submitter.name, event.submitter.value); }
+        window.fetch(form.action, {method: "POST", body: new URLSearchParams(data), credentials: "same-origin",
+                                   headers: {"Accept": "application/json"}}).then(function (response) {
+          if (!response.ok) { throw new Error("cookie choice " + response.status); }
+          var banner = form.closest(".cookie-banner");
+          if (banner) { banner.hidden = true; }
+        }).catch(function () { form.submit(); });
       });
     });
 

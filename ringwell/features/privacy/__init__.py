@@ -1,0 +1,1 @@
+"""Privacy: the data register, retention, people's requests, consent, incidents."""
