@@ -1040,18 +1040,18 @@ def cmd_retention(args: argparse.Namespace) -> int:
     """Run the retention engine now (``--dry-run``: count only) and print its report."""
     from ringwell.blobs import blob_store  # noqa: PLC0415 - keeps other admin commands light
     from ringwell.features.audit.service import AuditLog  # noqa: PLC0415
+    from ringwell.features.privacy.erasure import ErasureService  # noqa: PLC0415
     from ringwell.features.privacy.retention import policy_from_settings  # noqa: PLC0415
     from ringwell.features.privacy.retention_service import RetentionService  # noqa: PLC0415
-    from ringwell.features.voicemail import repository as voicemail_repo  # noqa: PLC0415
 
     settings = _settings(args)
 
     async def action(accounts: AccountsService, sessions: Any) -> Any:
         blobs = blob_store(settings, sessions)
-        accounts.user_files = voicemail_repo.user_files  # a deleted closed account's files go with it
-        accounts.delete_file = blobs.delete
-        service = RetentionService(sessions, policy=policy_from_settings(settings), blobs=blobs, accounts=accounts,
-                                   audit=AuditLog(sessions))
+        policy = policy_from_settings(settings)
+        # A closed account is erased as the server erases it: rows, files, keys, anonymised records.
+        accounts.erase = ErasureService(sessions, blobs, audit=AuditLog(sessions), policy=policy).erase_hook()
+        service = RetentionService(sessions, policy=policy, blobs=blobs, accounts=accounts, audit=AuditLog(sessions))
         return await service.run(datetime.now(UTC), dry_run=args.dry_run)
 
     report = _run(_Admin(settings)(action))

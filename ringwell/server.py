@@ -19,11 +19,12 @@ import uvicorn
 from aioice.ice import get_host_addresses
 
 from ringwell.blobs import blob_store
+from ringwell.blobs.rotation import EPOCH_JOB_EVERY, rotate_due
 from ringwell.features.accounts import repository as accounts_repo
 from ringwell.features.accounts.models import User
 from ringwell.features.accounts.repository import CredentialRecord
 from ringwell.features.accounts.service import AccountsService
-from ringwell.features.audit.service import SYSTEM, AuditLog
+from ringwell.features.audit.service import AuditLog
 from ringwell.features.auth.service import AuthService
 from ringwell.features.auth.tokens import ApiKeys, SessionStore
 from ringwell.features.billing.payments import stripe_provider
@@ -289,10 +290,10 @@ class RingwellServer:
         self.accounts.user_files = voicemail_repo.user_files  # a deleted user's mailbox files go with them
         self.accounts.delete_file = self.blobs.delete
         # Deleting a user erases the person: rows, files, their data keys, anonymised records (issue 8).
-        self.erasure = ErasureService(self.sessions, self.blobs, audit=AuditLog(self.sessions))
+        self.erasure = ErasureService(self.sessions, self.blobs, audit=AuditLog(self.sessions),
+                                     policy=policy_from_settings(settings))
         self.erasure.credentials_changed = self._credentials_changed
-        self.accounts.erase = lambda org_id, user_id, audit: self.erasure.erase_person(
-            org_id, user_id, actor=SYSTEM, audit=audit)
+        self.accounts.erase = self.erasure.erase_hook()
         self.endpoint.sender = self._sender
         self.endpoint.trunk_of = self.trunks.identify
         self.registrations = TrunkRegistrations(self.endpoint, self._via_for, host, settings.sip_port,
@@ -307,6 +308,7 @@ class RingwellServer:
         self.web.voicemail = self.voicemail
         self.web.recordings = self.recordings
         self.web.live_recordings = self.calls.recordings
+        self.web.erasure = self.erasure  # privacy deletion requests: the SIP side forgets the person's logins
         self.webphone_purge = Periodic("webphone-purge", self._purge_webphone, every=3600.0, first=60.0)
         # The daily retention run (issue 8): everything past its period, except what a legal hold keeps.
         # Voicemail and recordings are also purged hourly (within the hour of their deadline), through
@@ -315,6 +317,10 @@ class RingwellServer:
                                           accounts=self.accounts, audit=AuditLog(self.sessions),
                                           voicemail=self.voicemail, recordings=self.recordings)
         self.retention_job = Periodic("retention", self._run_retention, every=86400.0, first=600.0)
+        # Key epochs (issue 8): no data key lives longer than key_epoch_days, so a deleted file's
+        # backup copy stops decrypting within that time (ringwell.blobs.rotation.rotate_due).
+        self.key_epochs = Periodic("key-epochs", self._rotate_key_epochs, every=EPOCH_JOB_EVERY.total_seconds(),
+                                   first=900.0)
         self.housekeeping = Housekeeping()
         self.udp: UdpTransport | None = None
         self.tcp = StreamServer("tcp", self._stream_message, self._stream_error,
@@ -399,6 +405,10 @@ class RingwellServer:
 
     async def _purge_recordings(self) -> None:
         await self.retention.purge_recordings(datetime.now(UTC))
+
+    async def _rotate_key_epochs(self) -> None:
+        await rotate_due(self.blobs, datetime.now(UTC), epoch=timedelta(days=self.settings.key_epoch_days),
+                         org_rotated=self.voicemail.reindex)  # the search key follows the org's key
 
     async def _run_retention(self) -> None:
         await self.retention.run(datetime.now(UTC))
@@ -535,6 +545,7 @@ class RingwellServer:
         self.voicemail_purge.start()
         self.recording_purge.start()
         self.retention_job.start()
+        self.key_epochs.start()
         self.transcripts.start()
         self.web.webhooks.start(ledger=self.ledger)  # with the ledger: balance.low checks
         routes = [*(stripe_routes(self.payments) if self.payments else ()), self.ws.route()]
@@ -573,6 +584,7 @@ class RingwellServer:
             await self.voicemail_purge.stop()
             await self.recording_purge.stop()
             await self.retention_job.stop()
+            await self.key_epochs.stop()
             await self.transcripts.stop()
             await self.web.webhooks.stop()
             await self.trunks.stop()

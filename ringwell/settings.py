@@ -105,6 +105,9 @@ class Settings:
     # <data_dir>/master.key, generated with mode 0600 on first use). Never logged, never defaulted.
     master_key: str = field(default="", repr=False)
     master_key_file: str = ""
+    # Key epochs: no data key is used longer than this, so a deleted file's copy (a backup) stops
+    # decrypting within it (the daily job rotates, re-encrypts what is live, destroys old keys).
+    key_epoch_days: int = 30
     voicemail_retention_days: int = 365  # a voicemail (audio and transcript) is kept this long (policy: 12 months)
     recording_retention_days: int = 365  # a call recording is kept this long (who is recorded: the org's policies)
     # Retention of everything else, in days (issue 8, docs/privacy-retention.md): the daily retention run
@@ -117,7 +120,7 @@ class Settings:
     closed_account_retention_days: int = 90  # a disabled user (and their files) is deleted this long after
     ledger_retention_days: int = 2557  # ledger entries: the accounting period (7 years), without dialled numbers
     audit_retention_days: int = 1096  # audit events
-    privacy_records_retention_days: int = 1096  # released legal holds, retention reports
+    privacy_records_retention_days: int = 1096  # closed data requests and incidents, legal holds, retention reports
     # Unanswered calls to a user (busy, no answer, do-not-disturb, nothing registered) go to their
     # voicemail box, unless the user switched their mailbox off. False: no mailboxes on this server;
     # such calls fail with 480/486/408 as before.
@@ -261,6 +264,8 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError("voicemail_retention_days", "must be 1-3650 days")
     if not 1 <= values.get("recording_retention_days", 365) <= 3650:
         raise ConfigError("recording_retention_days", "must be 1-3650 days")
+    if not 1 <= values.get("key_epoch_days", 30) <= 30:
+        raise ConfigError("key_epoch_days", "must be 1-30 days (deleted media must be unrecoverable within 30 days)")
     _validate_retention(values)
     if not 0 < values.get("voicemail_pin_lockout_minutes", 15.0) <= 1440:
         raise ConfigError("voicemail_pin_lockout_minutes", "must be more than 0 and at most 1440 minutes")
@@ -284,7 +289,8 @@ def _validate_retention(values: dict[str, Any]) -> None:
                                     ("closed_account_retention_days", 1, 3650, 90),
                                     ("ledger_retention_days", 365, 36500, 2557),
                                     ("audit_retention_days", 30, 36500, 1096),
-                                    ("privacy_records_retention_days", 365, 36500, 1096)):
+                                    # at least two years: 47 CFR 64.2011(d) (breach records), CCPA (requests)
+                                    ("privacy_records_retention_days", 731, 36500, 1096)):
         if not low <= values.get(key, default) <= high:
             raise ConfigError(key, f"must be {low}-{high} days")
     if values.get("call_record_retention_days", 365) > values.get("call_record_max_days", 365):

@@ -12,7 +12,10 @@
   person's) drops them from the cache and from the database (crypto-shredding): every copy of the
   files, backups included, is then unreadable.
 - Rotation (:meth:`KeyRing.rotate`) adds a newer key for new blobs; older keys stay live, so what
-  they encrypt stays readable until it is re-encrypted (``BlobStore.reencrypt``) or expires.
+  they encrypt stays readable until it is re-encrypted (``BlobStore.reencrypt``) or deleted; then
+  :meth:`KeyRing.retire` destroys them. The key epoch job (``ringwell.blobs.rotation.rotate_due``)
+  does this for every org and person each ``key_epoch_days``: a deleted file's copy (a backup)
+  stops decrypting within that period.
 """
 
 from __future__ import annotations
@@ -27,15 +30,16 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ringwell.blobs.errors import KeyDestroyed, WrongMasterKey
-from ringwell.blobs.models import OrgDataKey
+from ringwell.blobs.models import Blob, OrgDataKey
 from ringwell.errors import ConfigError
 from ringwell.settings import Settings
 from ringwell.storage.base import new_id, utcnow
@@ -231,20 +235,60 @@ class KeyRing:
                     "the org" if user_id is None else f"user {user_id}", org_id, key.id)
         return key
 
-    async def retire(self, org_id: str, user_id: str | None = None) -> int:
-        """Destroy every live key of the org (or person) but the newest; what only they encrypt
-        becomes unreadable, so call it after re-encryption. Returns how many were destroyed."""
+    async def retire(self, org_id: str, user_id: str | None = None, *, min_age: timedelta = timedelta(0)) -> int:
+        """Destroy the live keys of the org (or person) that no blob uses any more, except the newest
+        (the active key) and keys younger than ``min_age``. Returns how many were destroyed.
+
+        Safe against a blob written meanwhile: the candidate keys are locked first (``FOR UPDATE``),
+        then one conditional ``UPDATE ... WHERE NOT EXISTS (a blob under the key)``, a statement of
+        its own (PostgreSQL takes a new snapshot for it: a blob committed while the lock was awaited
+        is seen; SQLite runs it under its single writer lock). A writer that still holds a key it
+        was given as active checks, under the same lock, that the key is live before its row
+        commits (:meth:`live_keys`), and re-encrypts under the active keys if not.
+        """
+        now = utcnow()
         async with self._sessions() as session, session.begin():
             newest = await self._newest_live(session, org_id, user_id)
             if newest is None:
                 return 0
-            result = await session.execute(
-                update(OrgDataKey).where(OrgDataKey.org_id == org_id, self._whose(user_id),
-                                         OrgDataKey.id != newest.id, OrgDataKey.wrapped_key.is_not(None))
-                .values(wrapped_key=None, destroyed_at=utcnow()).execution_options(synchronize_session=False))
-        self._forget(lambda k: k.org_id == org_id and k.user_id == user_id and k.id != newest.id)
-        count: int = result.rowcount
-        return count
+            candidates = list((await session.execute(
+                select(OrgDataKey.id).where(OrgDataKey.org_id == org_id, self._whose(user_id),
+                                            OrgDataKey.id != newest.id, OrgDataKey.wrapped_key.is_not(None),
+                                            OrgDataKey.created_at <= now - min_age)
+                .order_by(OrgDataKey.id).with_for_update())).scalars())
+            if not candidates:
+                return 0
+            used = select(Blob.id).where(or_(Blob.key_id == OrgDataKey.id,
+                                             Blob.extra_key_ids.contains(OrgDataKey.id))).exists()
+            destroyed = set((await session.execute(
+                update(OrgDataKey).where(OrgDataKey.id.in_(candidates), OrgDataKey.wrapped_key.is_not(None), ~used)
+                .values(wrapped_key=None, destroyed_at=now).returning(OrgDataKey.id)
+                .execution_options(synchronize_session=False))).scalars())
+        self._forget(lambda k: k.id in destroyed)
+        if destroyed:
+            log.warning("retired %d old data key(s) of %s of org %s", len(destroyed),
+                        "the org" if user_id is None else f"user {user_id}", org_id)
+        return len(destroyed)
+
+    @staticmethod
+    async def live_keys(session: AsyncSession, key_ids: Iterable[str]) -> set[str]:
+        """Which of ``key_ids`` are live, locked (``FOR SHARE``) until ``session`` commits: a blob row
+        inserted in the same transaction can then never end up under a key :meth:`retire` destroys."""
+        ids = sorted(set(key_ids))
+        rows = (await session.execute(select(OrgDataKey.id).where(
+            OrgDataKey.id.in_(ids), OrgDataKey.wrapped_key.is_not(None)).with_for_update(read=True))).scalars()
+        return set(rows)
+
+    async def newest_keys(self) -> list[tuple[str, str | None, datetime, int]]:
+        """Per owner with a live key, every org: (org id, user id or None, creation of the newest
+        live key, how many live keys). For the key epoch job."""
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                select(OrgDataKey.org_id, OrgDataKey.user_id, func.max(OrgDataKey.created_at), func.count())
+                .where(OrgDataKey.wrapped_key.is_not(None))
+                .group_by(OrgDataKey.org_id, OrgDataKey.user_id)
+                .order_by(OrgDataKey.org_id, OrgDataKey.user_id))).all()
+        return [(org_id, user_id, newest, int(count)) for org_id, user_id, newest, count in rows]
 
     def _forget(self, which: Callable[[DataKey], bool]) -> None:
         for key_id in [k for k, v in self._cache.items() if which(v)]:
@@ -286,6 +330,11 @@ class KeyRing:
         count: int = result.rowcount
         log.warning("destroyed %d data key(s) of org %s: its encrypted blobs are unreadable", count, org_id)
         return count
+
+    def forget_person(self, org_id: str, user_id: str) -> None:
+        """Drop the person's unwrapped keys from this ring's cache, once their destruction committed
+        in a transaction of the caller's (the erasure destroys them together with the person's rows)."""
+        self._forget(lambda k: k.org_id == org_id and k.user_id == user_id)
 
     async def destroy_person(self, org_id: str, user_id: str) -> int:
         """Crypto-shred one person: erase every wrapped data key of ``user_id`` in ``org_id``.

@@ -22,6 +22,9 @@ Vizár, "Online Authenticated-Encryption and its Nonce-Reuse Misuse-Resistance",
 
 Files are written to a temporary name, fsynced and renamed into place; the row is inserted after
 the rename, so a crash leaves at most an unreadable orphan file, never a row without its file.
+The row's transaction locks its data keys and checks they are still live (``KeyRing.live_keys``):
+if a rotation retired one while the file was written, the file is re-encrypted under the active
+keys first, so no row is ever committed under a destroyed key.
 Deleting unlinks the file first, then the row. Blocking crypto and file work runs in
 ``asyncio.to_thread``.
 
@@ -362,12 +365,22 @@ class BlobStore:
             size = await self._seal_bytes(final, keys, binding, data)
         else:
             size = await self._seal_stream(final, keys, binding, data)
-        row = Blob(id=blob_id, org_id=org_id, key_id=keys[0].id, extra_key_ids=" ".join(k.id for k in keys[1:]) or None,
-                   kind=kind.value, content_type=content_type, size=size, created_at=utcnow(),
-                   retention_until=retention_until)
         try:
-            async with self._sessions() as session, session.begin():
-                session.add(row)
+            for _attempt in range(_OPEN_ATTEMPTS):
+                row = Blob(id=blob_id, org_id=org_id, key_id=keys[0].id,
+                           extra_key_ids=" ".join(k.id for k in keys[1:]) or None, kind=kind.value,
+                           content_type=content_type, size=size, created_at=utcnow(), retention_until=retention_until)
+                if await self._insert(row, keys):
+                    break
+                # A key was retired while the file was written (a rotation ran meanwhile): the file
+                # moves to the owners' active keys before its row may exist.
+                fresh = (await self._keys.active_keys(org_id, owners)) if owners else [
+                    await self._keys.active_key(org_id)]
+                await asyncio.to_thread(self._reseal, final, BlobRef(blob_id, org_id, kind, content_type, size,
+                                                                      row.created_at, retention_until), keys, fresh)
+                keys = fresh
+            else:
+                raise BlobCorrupt(f"blob {blob_id}: its data keys kept being retired while it was stored")
         except BaseException:
             await asyncio.to_thread(final.unlink, missing_ok=True)
             raise
@@ -461,6 +474,46 @@ class BlobStore:
         row = await self._row(org_id, blob_id)
         return [key.user_id for key in await self._keys_of(row)]
 
+    async def _insert(self, row: Blob, keys: Sequence[DataKey]) -> bool:
+        """Insert ``row`` if every one of ``keys`` is still live; False (nothing inserted) if not.
+        The keys stay locked until the commit: ``KeyRing.retire`` cannot destroy one under the row."""
+        wanted = {k.id for k in keys}
+        async with self._sessions() as session:  # closing it rolls back whatever did not commit
+            await session.begin()
+            # PostgreSQL: the keys' share locks first (the row's foreign key check would otherwise take
+            # a weaker one to upgrade, which can deadlock with retire()). SQLite: the insert first, so
+            # the transaction holds the writer lock before it reads (no stale read snapshot to upgrade).
+            locks_first = session.get_bind().dialect.name != "sqlite"
+            if locks_first and await KeyRing.live_keys(session, wanted) != wanted:
+                return False
+            session.add(row)
+            await session.flush()
+            if not locks_first and await KeyRing.live_keys(session, wanted) != wanted:
+                await session.rollback()
+                return False
+            await session.commit()
+        return True
+
+    def _rewrite(self, final: Path, ref: BlobRef, old_keys: Sequence[DataKey], new_keys: Sequence[DataKey],
+                 binding: bytes) -> Path:
+        """Decrypt ``final`` with ``old_keys`` into a sealed temporary file under ``new_keys`` (returned)."""
+        opener = _Opener(final, ref, old_keys)
+        sealer = _Sealer(final, new_keys, binding, self._chunk)
+        try:
+            while not opener.finished:
+                sealer.feed(opener.read())
+            return sealer.seal()
+        except BaseException:
+            opener.close()
+            sealer.abort()
+            raise
+
+    def _reseal(self, final: Path, ref: BlobRef, old_keys: Sequence[DataKey], new_keys: Sequence[DataKey]) -> None:
+        """Replace ``final`` (no row yet) by the same plaintext under ``new_keys``."""
+        temp = self._rewrite(final, ref, old_keys, new_keys, _binding(ref.org_id, ref.id, ref.kind))
+        os.replace(temp, final)
+        _fsync_dir(final.parent)
+
     async def reencrypt(self, org_id: str, blob_id: str) -> bool:
         """Re-encrypt the blob under its owners' *active* keys (after :meth:`KeyRing.rotate`).
 
@@ -476,27 +529,16 @@ class BlobStore:
         ref, final = BlobRef.of(row), self.path(org_id, blob_id)
         binding = _binding(org_id, blob_id, ref.kind)
 
-        def rewrite() -> Path:
-            opener = _Opener(final, ref, old_keys)
-            sealer = _Sealer(final, new_keys, binding, self._chunk)
-            try:
-                while not opener.finished:
-                    sealer.feed(opener.read())
-                return sealer.seal()
-            except BaseException:
-                opener.close()
-                sealer.abort()
-                raise
-
-        temp = await asyncio.to_thread(rewrite)
+        temp = await asyncio.to_thread(self._rewrite, final, ref, old_keys, new_keys, binding)
         aside = final.with_name(f".{final.name}.{secrets.token_hex(4)}.old")
         swapped = False
         try:
             async with self._sessions() as session, session.begin():
                 current = (await session.execute(select(Blob).where(Blob.id == blob_id, Blob.org_id == org_id)
                                                  .with_for_update())).scalar_one_or_none()
-                if current is None or _key_ids(current) != old_ids:
-                    await asyncio.to_thread(temp.unlink, missing_ok=True)
+                if current is None or _key_ids(current) != old_ids or (
+                        await KeyRing.live_keys(session, [k.id for k in new_keys]) != {k.id for k in new_keys}):
+                    await asyncio.to_thread(temp.unlink, missing_ok=True)  # a later pass does it again
                     return False
                 current.key_id = new_keys[0].id
                 current.extra_key_ids = " ".join(k.id for k in new_keys[1:]) or None

@@ -21,6 +21,7 @@ from ringwell.settings import Settings
 if TYPE_CHECKING:
     from ringwell.features.auth.service import AuthService
     from ringwell.features.billing.payments import StripeProvider
+    from ringwell.features.privacy.erasure import ErasureService
     from ringwell.features.privacy.requests_service import RequestsService
     from ringwell.features.recordings.service import RecordingService
     from ringwell.features.voicemail.service import VoicemailService
@@ -56,3 +57,5 @@ class WebServices:
     recordings: RecordingService | None = None  # composed on first use by the recordings routes when unset
     live_recordings: CallRecordings | None = None  # the calls in progress on this node (None: no SIP here)
     privacy_requests: RequestsService | None = None  # composed on first use by the privacy request routes
+    # The server's ErasureService (its credentials_changed hook tells the SIP side): privacy deletions use it.
+    erasure: ErasureService | None = None

@@ -33,6 +33,9 @@ from ringwell.features.billing.service import LedgerService
 from ringwell.features.cdr.models import CallRecord
 from ringwell.features.numbers.models import PhoneNumber
 from ringwell.features.privacy.erasure import ErasureRefused, ErasureService, Receipt
+from ringwell.features.privacy.models_holds import LegalHold
+from ringwell.features.privacy.register import Retention
+from ringwell.features.privacy.retention import RetentionPolicy
 from ringwell.features.recordings.models import Trigger
 from ringwell.features.recordings.service import RecordingService
 from ringwell.features.registrations.models import BindingRow
@@ -297,11 +300,10 @@ async def test_the_audit_event_of_an_erasure_names_only_ids(sessions, store, wor
 
 
 async def test_a_legal_hold_or_the_last_owner_refuses_the_erasure(sessions, store, world):
-    models_holds = pytest.importorskip("ringwell.features.privacy.models_holds")
     org, alice = world["org"], world["alice"]
     erasure = ErasureService(sessions, store)
     async with sessions() as session, session.begin():
-        hold = models_holds.LegalHold(org_id=org, user_id=alice, reason="case 42")
+        hold = LegalHold(org_id=org, user_id=alice, reason="case 42")
         session.add(hold)
     with pytest.raises(ErasureRefused):
         await erasure.erase_person(org, alice, actor=SYSTEM)
@@ -311,6 +313,35 @@ async def test_a_legal_hold_or_the_last_owner_refuses_the_erasure(sessions, stor
     with pytest.raises(LastOwner):
         await erasure.erase_person(org, world["owner"], actor=SYSTEM)
     async with sessions() as session, session.begin():
-        await session.execute(update(models_holds.LegalHold).values(released_at=datetime.now(UTC)))
+        await session.execute(update(LegalHold).values(released_at=datetime.now(UTC)))
     receipt = await erasure.erase_person(org, alice, actor=SYSTEM)
     assert receipt.deleted["users"] == 1
+
+
+async def test_a_failure_after_the_commit_still_leaves_her_keys_destroyed(sessions, store, world):
+    """The keys go in the erasure's transaction: a crash before the files are deleted (here: her
+    message's file cannot be unlinked) leaves files nobody can decrypt, never a live key."""
+    org, alice = world["org"], world["alice"]
+    audio = world["hers"].audio_blob_id
+    path = store.path(org, audio)
+    copy = path.read_bytes()
+    path.unlink()
+    path.mkdir()  # unlink() of a directory fails, for root too
+    with pytest.raises(IsADirectoryError):
+        await ErasureService(sessions, store).erase_person(org, alice, actor=SYSTEM)
+    async with sessions() as session:
+        assert (await session.execute(select(User.id).where(User.id == alice))).first() is None
+        keys = (await session.execute(select(OrgDataKey).where(OrgDataKey.user_id == alice))).scalars().all()
+    assert keys and all(k.wrapped_key is None and k.destroyed_at is not None for k in keys)
+    path.rmdir()
+    path.write_bytes(copy)  # the file is back, its row is still there: it does not decrypt
+    with pytest.raises(KeyDestroyed):
+        await store.read_all(org, audio)
+
+
+async def test_the_receipt_keeps_until_the_retention_runs_own_period(sessions, store, world):
+    policy = RetentionPolicy(days={Retention.LEDGER: 3000})
+    receipt = await ErasureService(sessions, store, policy=policy).erase_person(world["org"], world["alice"],
+                                                                               actor=SYSTEM)
+    until = next(k.until for k in receipt.kept if k.table == "ledger_transactions")
+    assert until is not None and until - receipt.erased_at == timedelta(days=3000)

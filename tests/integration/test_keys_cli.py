@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
 
 from ringwell.blobs import blob_store
+from ringwell.blobs.models import OrgDataKey
+from ringwell.features.accounts.models import User
 from ringwell.settings import load_settings
 from ringwell.storage.engine import create_engine, session_factory
 
@@ -72,3 +78,42 @@ def test_rotate_and_reencrypt_an_org_then_rewrap_the_master_key(tmp_path):
     assert read(tmp_path, org_id, blob_id) == b"tune" * 5000
     again = run(tmp_path, "admin", "keys", "rewrap", "--out", str(new_key), ok=False)
     assert again.returncode == 1 and "exists" in again.stderr
+
+
+def test_the_retention_command_erases_a_closed_account_and_destroys_its_keys(tmp_path):
+    """``ringwell admin retention`` deletes a long-closed account as the server does: the person is
+    erased (their data keys destroyed, so a backup of their files never decrypts), not merely deleted."""
+    org_id = run(tmp_path, "admin", "create-org", "--name", "Acme").stdout.strip()
+    run(tmp_path, "admin", "create-user", "--org", "Acme", "--email", "gone@example.com", "--extension", "101")
+
+    async def close_account() -> tuple[str, str]:
+        settings = load_settings(tmp_path)
+        engine = create_engine(settings.effective_database_url)
+        try:
+            sessions = session_factory(engine)
+            async with sessions() as session, session.begin():
+                user = (await session.execute(select(User).where(User.email == "gone@example.com"))).scalar_one()
+                user.disabled_at = datetime.now(UTC) - timedelta(days=200)
+            ref = await blob_store(settings, sessions).put(org_id, "greeting", b"hello" * 1000,
+                                                           content_type="audio/wav", owners=(user.id,))
+            return user.id, ref.id
+        finally:
+            await engine.dispose()
+
+    async def keys_of(user_id: str) -> list[tuple[bytes | None, datetime | None]]:
+        settings = load_settings(tmp_path)
+        engine = create_engine(settings.effective_database_url)
+        try:
+            async with session_factory(engine)() as session:
+                rows = (await session.execute(select(OrgDataKey.wrapped_key, OrgDataKey.destroyed_at)
+                                              .where(OrgDataKey.user_id == user_id))).all()
+            return [(row[0], row[1]) for row in rows]
+        finally:
+            await engine.dispose()
+
+    user_id, _blob_id = asyncio.run(close_account())
+    assert [wrapped is not None for wrapped, _ in asyncio.run(keys_of(user_id))] == [True]
+    out = run(tmp_path, "admin", "retention", "--json")
+    assert json.loads(out.stdout)["counts"]["closed_accounts"] == {"purged": 1, "held": 0}
+    keys = asyncio.run(keys_of(user_id))
+    assert keys and all(wrapped is None and destroyed is not None for wrapped, destroyed in keys)

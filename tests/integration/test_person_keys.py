@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import func, select, update
 
 from ringwell.blobs import BlobStore, KeyDestroyed, KeyRing, MasterKey, WrongMasterKey
+from ringwell.blobs.keys import DataKey, unwrap
 from ringwell.blobs.keys_cli import ProgressBar
 from ringwell.blobs.models import Blob, OrgDataKey
-from ringwell.blobs.rotation import rotate_org
+from ringwell.blobs.rotation import rotate_due, rotate_org
+from ringwell.blobs.store import _HEADER, HEADER_SIZE, _binding, _file_key, _nonce
 
 
 @pytest.fixture
@@ -155,3 +160,105 @@ def test_the_progress_bar_ends_full_with_a_newline():
     bar(2, 4)
     bar(4, 4)
     assert out.getvalue().endswith("[##########] 4/4\n") and "[#####.....] 2/4" in out.getvalue()
+
+
+async def test_retiring_spares_a_key_a_blob_still_uses_and_the_active_key(store, acme):
+    org, alice = acme["acme"], acme["alice"]
+    old = await store.put(org, "voicemail", b"old message" * 100, content_type="audio/wav", owners=(alice,))
+    await store.keys.rotate(org, alice)
+    assert await store.keys.retire(org, alice) == 0  # the old key still encrypts a live blob
+    assert await store.read_all(org, old.id) == b"old message" * 100
+    assert await store.reencrypt(org, old.id) is True
+    assert await store.keys.retire(org, alice, min_age=timedelta(hours=1)) == 0  # too young
+    assert await store.keys.retire(org, alice) == 1
+    assert await store.keys.retire(org, alice) == 0  # never the active key
+    assert await store.read_all(org, old.id) == b"old message" * 100
+
+
+async def test_a_blob_being_written_while_its_key_is_retired_moves_to_the_new_key(store, acme):
+    """The race: a writer got the key as active, a rotation retires it before the row commits."""
+    org, alice = acme["acme"], acme["alice"]
+    first = (await store.keys.active_key(org, alice)).id
+
+    async def chunks():
+        yield b"before the rotation " * 300
+        newer = await store.keys.rotate(org, alice)
+        assert await store.keys.retire(org, alice) == 1  # nothing committed uses the old key yet
+        assert newer.id != first
+        yield b"after the rotation " * 300
+
+    blob = await store.put(org, "recording", chunks(), content_type="audio/ogg", owners=(alice,))
+    assert await store.read_all(org, blob.id) == b"before the rotation " * 300 + b"after the rotation " * 300
+    assert [k.id for k in await store._keys_of(await store._row(org, blob.id))] == [
+        (await store.keys.active_key(org, alice)).id]
+
+
+def no_live_key_opens(store, org: str, blob_id: str, kind: str, copy: bytes, secrets: list[bytes]) -> bool:
+    _, _, chunk, salt, prefix = _HEADER.unpack(copy[:HEADER_SIZE])
+    sealed = copy[HEADER_SIZE:HEADER_SIZE + chunk + 16]
+    last = len(copy) - HEADER_SIZE <= chunk + 16
+    binding = _binding(org, blob_id, kind)
+    for secret in secrets:
+        try:
+            _file_key([DataKey("k", org, secret)], salt, binding).decrypt(
+                _nonce(prefix, 0, last), sealed, copy[:HEADER_SIZE] + binding)
+        except InvalidTag:
+            continue
+        return False
+    return True
+
+
+async def restore(store, sessions, org: str, row: Blob, copy: bytes) -> None:
+    """Put a deleted blob back from a backup: its file and its row."""
+    path = store.path(org, row.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(copy)
+    async with sessions() as session, session.begin():
+        session.add(Blob(id=row.id, org_id=org, key_id=row.key_id, extra_key_ids=row.extra_key_ids, kind=row.kind,
+                         content_type=row.content_type, size=row.size, created_at=row.created_at,
+                         retention_until=row.retention_until))
+
+
+async def test_a_deleted_files_backup_stops_decrypting_within_a_key_epoch(store, acme, sessions):
+    """Issue 8: deleted media is unrecoverable within 30 days, from backups of the files too."""
+    org, alice, bob = acme["acme"], acme["alice"], acme["bob"]
+    epoch = timedelta(days=30)
+    start = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=True):
+        kept = await store.put(org, "voicemail", b"kept message" * 200, content_type="audio/wav", owners=(alice,))
+        call = await store.put(org, "recording", b"alice and bob" * 300, content_type="audio/ogg", owners=(alice, bob))
+        music = await store.put(org, "hold_music", b"music" * 100, content_type="audio/wav")
+        deleted = {}
+        for blob in (await store.put(org, "voicemail", b"deleted message" * 200, content_type="audio/wav",
+                                     owners=(alice,)),
+                     await store.put(org, "recording", b"deleted call" * 300, content_type="audio/ogg",
+                                     owners=(bob, alice)),
+                     await store.put(org, "hold_music", b"old tune" * 100, content_type="audio/wav")):
+            row = await store._row(org, blob.id)
+            deleted[blob.id] = (row, store.path(org, blob.id).read_bytes())  # the backup
+            assert await store.delete(org, blob.id)
+
+    with time_machine.travel(start + timedelta(days=10), tick=True):
+        report = await rotate_due(store, datetime.now(UTC), epoch=epoch)
+        assert (report.keys_created, report.keys_retired) == (0, 0)  # keys 10 days old: nothing due yet
+        row, copy = next(iter(deleted.values()))  # within the epoch a backup still opens (the promise is 30 days)
+        await restore(store, sessions, org, row, copy)
+        assert await store.read_all(org, row.id) == b"deleted message" * 200
+        assert await store.delete(org, row.id)
+
+    with time_machine.travel(start + timedelta(days=31), tick=True):
+        report = await rotate_due(store, datetime.now(UTC), epoch=epoch)
+    assert (report.keys_created, report.blobs_reencrypted, report.keys_retired, report.owners_pending) == (3, 3, 3, 0)
+    assert await store.read_all(org, kept.id) == b"kept message" * 200
+    assert await store.read_all(org, call.id) == b"alice and bob" * 300
+    assert await store.read_all(org, music.id) == b"music" * 100
+    async with sessions() as session:
+        live = (await session.execute(select(OrgDataKey).where(OrgDataKey.wrapped_key.is_not(None)))).scalars().all()
+    assert len(live) == 3  # one per owner: the org, alice, bob
+    live_secrets = [unwrap(store.keys._master, row) for row in live]
+    for row, copy in deleted.values():
+        await restore(store, sessions, org, row, copy)
+        with pytest.raises(KeyDestroyed):
+            await store.read_all(org, row.id)
+        assert no_live_key_opens(store, org, row.id, row.kind, copy, live_secrets)
+

@@ -1,5 +1,6 @@
-"""A person's export (SQLite and PostgreSQL): every category the register exports is in the zip,
-the audio is decrypted to what was stored, and nothing of another person of the same org is."""
+"""A person's export (SQLite and PostgreSQL): every category the register exports has rows of the
+person in the zip, the audio is decrypted to what was stored, nothing of another person of the same
+org is, and both databases write the same files for the same data."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import csv
 import io
 import json
 import os
+import re
+import secrets
 import zipfile
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import make_url, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from ringwell.blobs import BlobKind, BlobStore, KeyRing, MasterKey
-from ringwell.features.accounts.models import SipCredential, User
+from ringwell.features.accounts.models import Organization, SipCredential, User
 from ringwell.features.accounts.service import AccountsService
 from ringwell.features.audit.models import AuditEvent
 from ringwell.features.audit.service import Actor, AuditLog
@@ -29,6 +33,8 @@ from ringwell.features.recordings.models import Recording
 from ringwell.features.registrations.models import BindingRow
 from ringwell.features.voicemail.models import Voicemail
 from ringwell.features.voicemail.service import VoicemailService
+from ringwell.storage.engine import async_url, create_engine, migrate, session_factory
+from tests.conftest import postgres_url
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
@@ -80,6 +86,11 @@ async def seed_person(sessions, store, org_id: str, user_id: str, *, name: str, 
                            secret_hash="0" * 64, scopes=["calls.read"]))
         session.add(AuditEvent(actor_user_id=user_id, actor_org_id=org_id, org_id=org_id, action="calls.read",
                                user_agent=ua))
+        # an event the person caused about the colleague: its details name them (an admin's change)
+        colleague = await session.get(User, other_user)
+        session.add(AuditEvent(actor_user_id=user_id, actor_org_id=org_id, org_id=org_id, action="users.update",
+                               target_type="user", target_id=other_user, user_agent=ua,
+                               details={"email": colleague.email, "name": f"{colleague.email} renamed"}))
     async with sessions() as session, session.begin():
         credential = (await session.execute(select(SipCredential).where(SipCredential.user_id == user_id))).scalar()
         session.add(BindingRow(org_id=org_id, credential_id=credential.id, binding_key=f"k-{name}",
@@ -110,9 +121,12 @@ async def test_export_has_every_exported_category_and_nothing_of_another_person(
     names = archive.namelist()
     exported = {c.category for t in REGISTER.values() for c in t.columns
                 if c.exported and c.category is not Category.NOT_PERSONAL}
-    for category in exported:
-        assert f"{category.value}.json" in names, category
-        assert f"{category.value}.csv" in names, category
+    assert exported
+    for category in exported:  # every category has rows of alice: in its JSON and in its CSV
+        tables = json.loads(archive.read(f"{category.value}.json"))["tables"]
+        assert sum(len(rows) for rows in tables.values()) >= 1, category
+        lines = list(csv.reader(io.StringIO(archive.read(f"{category.value}.csv").decode())))
+        assert len(lines) >= 2 and lines[0][0] == "table", category
     register = json.loads(archive.read("register.json"))
     assert "call_records" in register["tables"]
     metadata = json.loads(archive.read("communications_metadata.json"))["tables"]
@@ -139,11 +153,19 @@ async def test_export_has_every_exported_category_and_nothing_of_another_person(
     assert len(recordings) == 1 and archive.read(recordings[0]) == media["recording"]
     transcripts = [n for n in names if n.startswith("media/voicemail/") and n.endswith(".txt")]
     assert archive.read(transcripts[0]) == b"hello from Alice Anders"
-    # nothing of bob anywhere: not his name, number, email, SIP username, user agent or id
+    # nothing of bob anywhere: not his id, name, numbers, email, SIP username or user agent, not
+    # even in the internal calls between them or in the audit event alice caused about him
     everything = b"".join(archive.read(n) for n in names)
-    for needle in (b"Bob Brewer", b"+15550100222", b"bob@example.com", b"BobPhone", b"k-Bob", b"sip:bob",
-                   b"+33140002"):
+    for needle in (acme["bob"].encode(), b"Bob Brewer", b"+15550100222", b"bob@example.com", b"BobPhone",
+                   b"k-Bob", b"sip:bob", b"+33140002"):
         assert needle not in everything, needle
+    texts = b"".join(archive.read(n) for n in names if not n.startswith("media/"))
+    assert re.search(rb"\bbob\b", texts) is None  # his SIP username (audio is random bytes: not searched)
+    usage = json.loads(archive.read("usage.json"))["tables"]
+    assert {e["action"] for e in usage["audit_events"]} >= {"calls.read", "users.update"}
+    assert all("details" not in e for e in usage["audit_events"])
+    internal = [r for r in metadata["call_records"] if r["direction"] == "internal"]
+    assert len(internal) == 2 and all(acme["alice"] in (r["caller_user_id"], r["callee_user_id"]) for r in internal)
     manifest = json.loads(archive.read("manifest.json"))
     assert manifest["media_files"] == 3
 
@@ -155,7 +177,7 @@ async def test_export_request_streams_the_zip_and_closes_the_request(sessions, s
     service = RequestsService(sessions, audit, AccountsService(sessions, "ringwell"), store, REGISTER)
     staff = Actor(user_id="00000000-0000-0000-0000-000000000001", org_id="operator", role="privacy")
     request = await service.create(kind="export", law="gdpr", source="staff", subject_email="ALICE@example.com",
-                                   identity_verified="replied from the account's address", actor=staff)
+                                   identity_verified="replied from the account's address", actor=staff, org="Acme")
     assert request.user_id == acme["alice"] and request.identity_verified.startswith("staff: ")
     data = b"".join([piece async for piece in await service.export(request.id, actor=staff)])
     assert "account.json" in zipfile.ZipFile(io.BytesIO(data)).namelist()
@@ -202,7 +224,7 @@ async def test_deletion_request_erases_and_keeps_the_receipt(sessions, store, ac
     service = RequestsService(sessions, AuditLog(sessions), AccountsService(sessions, "ringwell"), store, REGISTER)
     staff = Actor(user_id="00000000-0000-0000-0000-000000000001", org_id="operator", role="privacy")
     request = await service.create(kind="deletion", law="gdpr", source="staff", subject_email="bob@example.com",
-                                   identity_verified="call-back to the number on file", actor=staff)
+                                   identity_verified="call-back to the number on file", actor=staff, org="Acme")
     done = await service.erase(request.id, actor=staff)
     assert done.status == "done" and done.closed_at is not None
     [receipt] = done.outcome["receipts"]
@@ -211,3 +233,81 @@ async def test_deletion_request_erases_and_keeps_the_receipt(sessions, store, ac
         assert await session.get(User, acme["bob"]) is None
         row = await session.get(DataRequest, request.id)
         assert row.status == "done" and row.outcome["receipts"] == done.outcome["receipts"]
+
+
+# -- the same data gives the same files on SQLite and PostgreSQL -----------------------------------------
+
+ORG = "00000000-0000-4000-8000-00000000000a"
+ANN = "00000000-0000-4000-8000-00000000000b"
+T_ROUND = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)  # no fraction of a second
+T_FINE = datetime(2026, 11, 2, 9, 31, 5, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+async def sqlite_and_postgres(tmp_path):
+    """Two migrated, empty databases at once: SQLite and PostgreSQL."""
+    base = postgres_url()
+    if base is None:
+        pytest.skip("RINGWELL_TEST_POSTGRES_URL is not set (CI sets it; the test then must run)")
+    lite = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'same.db'}")
+    admin = create_async_engine(async_url(base), isolation_level="AUTOCOMMIT")
+    name = "rw_" + secrets.token_hex(6)
+    async with admin.connect() as conn:
+        await conn.execute(text(f"CREATE DATABASE {name}"))
+    pg = create_engine(make_url(async_url(base)).set(database=name).render_as_string(hide_password=False))
+    try:
+        await migrate(lite)
+        await migrate(pg)
+        yield session_factory(lite), session_factory(pg)
+    finally:
+        await lite.dispose()
+        await pg.dispose()
+        async with admin.connect() as conn:
+            await conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        await admin.dispose()
+
+
+async def seed_fixed(sessions) -> None:
+    """The same rows, ids and times in any database: booleans both ways, times with and without a fraction."""
+    async with sessions() as session, session.begin():
+        session.add(Organization(id=ORG, name="Acme", created_at=T_ROUND, voicemail_attach_audio=True))
+        await session.flush()
+        session.add(User(id=ANN, org_id=ORG, email="ann@example.com", extension="101", name="Ann Smith", role="owner",
+                         dnd=True, voicemail_email=False, phone="+15550100111", created_at=T_FINE,
+                         email_verified_at=T_ROUND))
+        await session.flush()
+        session.add(SipCredential(id="00000000-0000-4000-8000-00000000000c", org_id=ORG, user_id=ANN, username="ann",
+                                  realm="ringwell", ha1_md5="0" * 32, ha1_sha256="0" * 64, created_at=T_ROUND,
+                                  updated_at=T_FINE))
+        session.add(CallRecord(id="00000000-0000-4000-8000-00000000000d", org_id=ORG, sip_call_id="fixed@x",
+                               direction="outbound", caller_user_id=ANN, caller_number="+15550100111",
+                               callee_number="+33140001000", started_at=T_ROUND, answered_at=T_FINE,
+                               last_alive_at=T_FINE, state="closed", disposition="answered", charge_minor=12,
+                               billable_seconds=60, currency="USD", ring_seconds=2.5, talk_seconds=60.25,
+                               media={"mos": 4.2, "codec": "PCMU"}))
+        session.add(AuditEvent(id="00000000-0000-4000-8000-00000000000e", at=T_FINE, actor_user_id=ANN,
+                               actor_org_id=ORG, org_id=ORG, action="calls.read", user_agent="AnnPhone/1.0"))
+
+
+@pytest.mark.postgres
+async def test_both_databases_write_the_same_files(sqlite_and_postgres, tmp_path):
+    files = []
+    for sessions in sqlite_and_postgres:
+        await seed_fixed(sessions)
+        store = BlobStore(sessions, KeyRing(sessions, MasterKey.generate("test")), tmp_path / secrets.token_hex(4))
+        archive = zipfile.ZipFile(io.BytesIO(await export_bytes(sessions, store, [Subject(ORG, ANN)])))
+        files.append({n: archive.read(n) for n in archive.namelist() if n != "manifest.json"})  # it has the time
+    lite, pg = files
+    assert sorted(lite) == sorted(pg) and "account.csv" in lite
+    for name in lite:
+        if name.endswith(".csv") or name == "register.json":
+            assert lite[name] == pg[name], name
+        else:  # JSON texts are built by each database (spacing differs); their values are the same
+            assert json.loads(lite[name]) == json.loads(pg[name]), name
+    account = list(csv.DictReader(io.StringIO(lite["account.csv"].decode())))
+    ann = next(r for r in account if r["table"] == "users")
+    assert (ann["dnd"], ann["voicemail_email"]) == ("true", "false")
+    assert (ann["created_at"], ann["email_verified_at"]) == ("2026-11-02T09:31:05.123456Z",
+                                                             "2026-11-02T09:30:00.000000Z")
+    users = json.loads(lite["account.json"])["tables"]["users"]
+    assert users[0]["dnd"] is True and users[0]["created_at"] == "2026-11-02T09:31:05.123456Z"

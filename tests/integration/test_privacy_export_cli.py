@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 import zipfile
@@ -25,7 +27,15 @@ def test_export_person_writes_the_zip_with_progress_and_never_overwrites(tmp_pat
     run(tmp_path, "admin", "create-user", "--org", "Acme", "--email", "ben@example.com", "--extension", "102",
         "--sip-username", "benjamin")
     out = tmp_path / "ann.zip"
-    result = run(tmp_path, "admin", "export-person", "ANN@example.com", "--out", str(out))
+    # ann has no verified login: her user email names her only in the organization the operator names
+    unnamed = run(tmp_path, "admin", "export-person", "ann@example.com", "--out", str(out), ok=False)
+    assert unnamed.returncode == 1 and "--org" in unnamed.stderr and not out.exists()
+    old_umask = os.umask(0o022)  # the default: a file would be world-readable
+    try:
+        result = run(tmp_path, "admin", "export-person", "ANN@example.com", "--org", "Acme", "--out", str(out))
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600  # a person's data: the operator's eyes only
     # the bar is one line rewritten with \r (text mode reads it as new lines)
     assert "export: " in result.stderr and " rows, " in result.stderr.splitlines()[-1]
     assert str(out) in result.stdout
@@ -35,7 +45,7 @@ def test_export_person_writes_the_zip_with_progress_and_never_overwrites(tmp_pat
     assert [c["username"] for c in account["sip_credentials"]] == ["ann"]
     assert b"benjamin" not in out.read_bytes() and b"ben@example.com" not in out.read_bytes()
     before = out.read_bytes()
-    again = run(tmp_path, "admin", "export-person", "ann@example.com", "--out", str(out), ok=False)
+    again = run(tmp_path, "admin", "export-person", "ann@example.com", "--org", "Acme", "--out", str(out), ok=False)
     assert again.returncode == 1 and "exists" in again.stderr
     assert out.read_bytes() == before
     missing = run(tmp_path, "admin", "export-person", "nobody@example.com", "--out", str(tmp_path / "n.zip"),

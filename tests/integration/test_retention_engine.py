@@ -1,7 +1,9 @@
 """The retention run on a frozen clock (SQLite and PostgreSQL): expired call records, voicemails and
 recordings (rows and their encrypted files), expired sessions and accounts closed long ago go; what a
 legal hold covers stays; fresh items stay; the report counts both purged and held. A dry run changes
-nothing and reports the same counts. Legal holds are placed and released with an audit trail."""
+nothing and reports the same counts. Legal holds are placed and released with an audit trail. Data
+requests and incidents go the privacy-records period after they were closed; dialled numbers leave the
+ledger whatever their case; consent records go by the one rule ConsentService.purge applies too."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import time_machine
 from sqlalchemy import func, select
 
 from ringwell.blobs import BlobStore, KeyRing, MasterKey
+from ringwell.blobs.models import OrgDataKey
 from ringwell.features.accounts.models import Organization, User
 from ringwell.features.accounts.service import AccountsService
 from ringwell.features.audit.models import AuditEvent
@@ -22,9 +25,15 @@ from ringwell.features.audit.service import Actor, AuditLog
 from ringwell.features.auth.models import WebSession
 from ringwell.features.billing.models import LedgerTransaction
 from ringwell.features.cdr.models import CallRecord
+from ringwell.features.privacy.consent import ConsentService, Subject
+from ringwell.features.privacy.erasure import ErasureService
 from ringwell.features.privacy.holds import HoldAlreadyReleased, InvalidLegalHold, LegalHolds
+from ringwell.features.privacy.models_consent import ConsentRecord, Purpose, Source
 from ringwell.features.privacy.models_holds import RetentionRun
-from ringwell.features.privacy.retention import RetentionPolicy
+from ringwell.features.privacy.models_incidents import Incident, IncidentNote
+from ringwell.features.privacy.models_requests import DataRequest
+from ringwell.features.privacy.register import Retention
+from ringwell.features.privacy.retention import DEFAULT_DAYS, RetentionPolicy
 from ringwell.features.privacy.retention_service import DATA_CLASSES, RetentionService
 from ringwell.features.recordings.models import Recording, Trigger
 from ringwell.features.recordings.service import RecordingService
@@ -52,6 +61,8 @@ def env(sessions, store):
     voicemail = VoicemailService(sessions, store, retention_days=30)
     recordings = RecordingService(sessions, store, retention_days=30)
     audit = AuditLog(sessions)
+    # As the server wires it: deleting a closed account erases the person (keys destroyed, records anonymised).
+    accounts.erase = ErasureService(sessions, store, audit=audit, policy=RetentionPolicy()).erase_hook()
     retention = RetentionService(sessions, policy=RetentionPolicy(), blobs=store, accounts=accounts, audit=audit,
                                  voicemail=voicemail, recordings=recordings)
     return {"voicemail": voicemail, "recordings": recordings, "retention": retention,
@@ -191,6 +202,14 @@ async def test_expired_items_go_held_and_fresh_ones_stay_and_the_report_counts_b
             ("call_records", "voicemails", "recordings", "web_sessions", "closed_accounts")} == {
         "call_records": (1, 0), "voicemails": (1, 0), "recordings": (1, 0), "web_sessions": (1, 0),
         "closed_accounts": (1, 0)}
+    async with sessions() as session:
+        keys = (await session.execute(select(OrgDataKey.wrapped_key, OrgDataKey.destroyed_at)
+                                      .where(OrgDataKey.user_id == acme["alice"]))).all()
+        erased = (await session.execute(select(AuditEvent.action).where(AuditEvent.target_id == acme["alice"],
+                                                                        AuditEvent.action == "users.delete"))).all()
+    # Erased, not merely deleted: her data keys are destroyed (her media's backups never decrypt again).
+    assert keys and all(wrapped is None and destroyed is not None for wrapped, destroyed in keys)
+    assert len(erased) == 1
     assert not store.path(acme["acme"], items["vm_alice_old"].audio_blob_id).exists()
 
 
@@ -243,3 +262,124 @@ async def test_held_answers_for_a_person_and_their_org(sessions, env, acme):
         await holds.place(acme["acme"], acme["carol"], "carol is not in Acme", actor=STAFF)
     with pytest.raises(InvalidLegalHold):
         await holds.place(acme["acme"], None, "  ", actor=STAFF)
+
+
+# -- privacy records, the ledger's dialled numbers, consent ---------------------------------------------------
+PRIVACY_DAYS = 1096  # RetentionPolicy()'s privacy-records period (the settings' default)
+
+
+def data_request(org_id: str, user_id: str, closed_at: datetime | None, received_at: datetime) -> DataRequest:
+    return DataRequest(org_id=org_id, user_id=user_id, subject_email="someone@example.com", kind="access",
+                       law="gdpr", source="portal", received_at=received_at,
+                       due_at=received_at + timedelta(days=30), status="done" if closed_at else "open",
+                       identity_verified="portal login + MFA", closed_at=closed_at)
+
+
+def incident(title: str, detected_at: datetime, closed_at: datetime | None) -> Incident:
+    return Incident(title=title, severity="high", personal_data=True, cpni=True, detected_at=detected_at,
+                    org_ids=[], created_by="staff-1", created_at=detected_at, closed_at=closed_at,
+                    closed_by="staff-1" if closed_at else None)
+
+
+async def privacy_rows(sessions) -> dict[str, list]:
+    async with sessions() as session:
+        return {
+            "requests": sorted((await session.execute(select(DataRequest.user_id, DataRequest.status))).all()),
+            "incidents": sorted((await session.execute(select(Incident.title))).scalars()),
+            "notes": sorted((await session.execute(select(IncidentNote.text))).scalars()),
+        }
+
+
+async def test_closed_data_requests_and_incidents_go_after_the_privacy_records_period(sessions, env, acme):
+    closed = T0
+    due = closed + timedelta(days=PRIVACY_DAYS + 1)
+    async with sessions() as session, session.begin():
+        session.add_all([
+            data_request(acme["acme"], acme["bob"], closed, closed - timedelta(days=10)),  # goes
+            data_request(acme["acme"], acme["alice"], closed, closed - timedelta(days=10)),  # held with alice
+            data_request(acme["other"], acme["carol"], None, closed - timedelta(days=2000)),  # open: never by age
+            data_request(acme["other"], acme["carol"], closed + timedelta(days=30), closed),  # closed later
+        ])
+        old = incident("old breach", closed - timedelta(days=40), closed)
+        still_open = incident("still open", closed - timedelta(days=2000), None)
+        recent = incident("closed later", closed, closed + timedelta(days=30))
+        session.add_all([old, still_open, recent])
+        await session.flush()
+        session.add_all([IncidentNote(incident_id=old.id, at=closed - timedelta(days=40), by="staff-1", text="old 1"),
+                         IncidentNote(incident_id=old.id, at=closed, by="staff-1", text="old 2"),
+                         IncidentNote(incident_id=still_open.id, at=closed, by="staff-1", text="open 1"),
+                         IncidentNote(incident_id=recent.id, at=closed, by="staff-1", text="recent 1")])
+    await env["holds"].place(acme["acme"], acme["alice"], "case 2029-3: preserve alice's data", actor=STAFF)
+    before = await privacy_rows(sessions)
+    names = ("data_requests", "incidents", "incident_notes")
+
+    with time_machine.travel(due - timedelta(days=2)):  # not yet the whole period after closing
+        early = await env["retention"].run()
+    assert {n: (early.counts[n].purged, early.counts[n].held) for n in names} == dict.fromkeys(names, (0, 0))
+    assert await privacy_rows(sessions) == before
+
+    expected = {"data_requests": (1, 1), "incidents": (1, 0), "incident_notes": (2, 0)}
+    with time_machine.travel(due):
+        dry = await env["retention"].run(dry_run=True)
+    assert {n: (dry.counts[n].purged, dry.counts[n].held) for n in names} == expected
+    assert await privacy_rows(sessions) == before
+    with time_machine.travel(due):
+        report = await env["retention"].run()
+    assert {n: (report.counts[n].purged, report.counts[n].held) for n in names} == expected
+    after = await privacy_rows(sessions)
+    assert after["requests"] == sorted([(acme["alice"], "done"), (acme["carol"], "open"), (acme["carol"], "done")])
+    assert after["incidents"] == ["closed later", "still open"]
+    assert after["notes"] == ["open 1", "recent 1"]
+    async with sessions() as session:
+        [stored] = (await session.execute(select(RetentionRun).where(RetentionRun.started_at >= due))).scalars()
+    assert stored.counts["incidents"] == {"purged": 1, "held": 0}
+
+
+async def test_dialled_numbers_leave_the_ledger_whatever_their_case(sessions, env, acme):
+    async with sessions() as session, session.begin():
+        session.add_all([ledger(acme["acme"], 1, "Call to +14155550199", T0),
+                         ledger(acme["acme"], 2, "CALL TO +442071838750", T0),
+                         ledger(acme["acme"], 3, "call to +14155550100", T0),
+                         ledger(acme["acme"], 4, "Callback fee", T0)])
+    with time_machine.travel(T0 + timedelta(days=1)):
+        dry = await env["retention"].run(dry_run=True)
+        report = await env["retention"].run()
+    assert dry.counts["ledger_descriptions"].purged == report.counts["ledger_descriptions"].purged == 3
+    async with sessions() as session:
+        descriptions = sorted((await session.execute(select(LedgerTransaction.description))).scalars())
+    assert descriptions == ["Callback fee", "call", "call", "call"]
+    assert not any("+" in d for d in descriptions)
+
+
+async def test_consent_records_go_by_one_rule_the_policys_period_but_never_under_a_year(sessions, store, acme):
+    def retention_with(consent_days: int) -> tuple[RetentionService, ConsentService]:
+        policy = RetentionPolicy(days={**DEFAULT_DAYS, Retention.CONSENT: consent_days})
+        run = RetentionService(sessions, policy=policy, blobs=store, accounts=AccountsService(sessions, "ringwell"),
+                               audit=AuditLog(sessions))
+        return run, ConsentService(sessions, policy=policy)
+
+    alice = Subject.person(acme["acme"], acme["alice"])
+    writer = ConsentService(sessions)
+    with time_machine.travel(T0 - timedelta(days=30), tick=False):
+        await writer.choose(alice, Purpose.MARKETING_EMAIL, True, Source.PORTAL)
+    with time_machine.travel(T0, tick=False):
+        await writer.choose(alice, Purpose.MARKETING_EMAIL, False, Source.PORTAL)  # the yes is superseded at T0
+
+    async def due(consent_days: int, at: datetime) -> tuple[int, int]:
+        run, consent = retention_with(consent_days)
+        with time_machine.travel(at):
+            report = await run.run(dry_run=True)
+        return report.counts["consent_records"].purged, await consent.purge(at, dry_run=True)
+
+    assert await due(400, T0 + timedelta(days=366)) == (0, 0)  # a year went by, but the policy says 400 days
+    assert await due(400, T0 + timedelta(days=401)) == (1, 1)
+    assert await due(30, T0 + timedelta(days=200)) == (0, 0)  # a shorter policy: still a year at least
+    assert await due(30, T0 + timedelta(days=366)) == (1, 1)
+
+    run, consent = retention_with(400)
+    with time_machine.travel(T0 + timedelta(days=401)):
+        assert (await run.run()).counts["consent_records"].purged == 1
+    assert await consent.purge(T0 + timedelta(days=401)) == 0
+    async with sessions() as session:
+        left = (await session.execute(select(ConsentRecord.granted, ConsentRecord.superseded_at))).all()
+    assert left == [(False, None)]  # the current choice never goes

@@ -8,12 +8,14 @@ import hashlib
 import math
 import re
 import struct
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
 
 from ringwell.blobs import BlobStore, KeyRing, MasterKey
+from ringwell.blobs.rotation import rotate_due
 from ringwell.features.voicemail.errors import InvalidVoicemail
 from ringwell.features.voicemail.models import Folder, VoicemailTerm
 from ringwell.features.voicemail.service import VoicemailService
@@ -143,3 +145,14 @@ async def test_a_shredded_organization_key_leaves_an_index_that_matches_nothing(
     assert await found(voicemail, acme["acme"], "northwind") == set()
     assert await found(voicemail, acme["acme"], "312 704") == set()
     assert await found(voicemail, acme["other"], "northwind") == {messages["carol"]}  # other orgs unaffected
+
+
+async def test_search_still_finds_after_the_key_epoch_rotates_the_orgs_key(voicemail, store, acme, messages):
+    before = await store.search_key(acme["acme"])
+    later = datetime.now(UTC) + timedelta(days=31)
+    report = await rotate_due(store, later, epoch=timedelta(days=30), org_rotated=voicemail.reindex)
+    assert report.keys_created >= 2  # Acme's own key (the search key's root) and alice's
+    assert await store.search_key(acme["acme"]) != before
+    assert await found(voicemail, acme["acme"], "northwind") == {messages["robert"]}
+    assert await found(voicemail, acme["acme"], "312 704") == {messages["robert"]}
+    assert await found(voicemail, acme["other"], "northwind") == {messages["carol"]}  # each org its own key

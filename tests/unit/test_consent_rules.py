@@ -10,7 +10,7 @@ import pytest
 
 from ringwell.features.privacy import consent, cookies
 from ringwell.features.privacy.catalog import REGISTER
-from ringwell.features.privacy.consent import DEFAULTS, TEXTS, Subject, one_year_before
+from ringwell.features.privacy.consent import DEFAULTS, TEXTS, Subject, consent_cutoff, one_year_before
 from ringwell.features.privacy.cookies import ANALYTICS_MAX_AGE, CookieChoice, banner, gpc_requested
 from ringwell.features.privacy.models_consent import ConsentRecord, Purpose
 from ringwell.features.privacy.register import Erasure, Retention
@@ -61,6 +61,14 @@ def test_the_choice_cookie_round_trips_and_refuses_what_it_did_not_write():
 def test_a_year_before_is_a_calendar_year():
     assert one_year_before(datetime(2026, 12, 7, 16, tzinfo=UTC)) == datetime(2025, 12, 7, 16, tzinfo=UTC)
     assert one_year_before(datetime(2028, 2, 29, tzinfo=UTC)) == datetime(2027, 2, 28, tzinfo=UTC)
+
+
+def test_the_consent_period_is_the_policys_but_never_under_a_calendar_year():
+    now = datetime(2026, 12, 7, 16, tzinfo=UTC)
+    assert consent_cutoff(now, 365) == datetime(2025, 12, 7, 16, tzinfo=UTC)
+    assert consent_cutoff(now, 30) == datetime(2025, 12, 7, 16, tzinfo=UTC)  # the minimum wins
+    assert consent_cutoff(now, 730) == datetime(2024, 12, 7, 16, tzinfo=UTC)  # a longer period is kept
+    assert consent_cutoff(now, None) is None  # not purged by age
 
 
 def test_a_subject_is_a_person_with_their_org_or_a_visitor():

@@ -78,6 +78,7 @@ def test_country_bounds_parse_or_say_which_entry_is_wrong():
 
 def test_the_ledger_keeps_amounts_but_not_dialled_numbers():
     assert scrub_ledger_description("call to +14155550100") == "call"
+    assert scrub_ledger_description("Call to +14155550100") == "call"  # as the run's lower(...) LIKE
     assert scrub_ledger_description("top-up") == "top-up"
     assert scrub_ledger_description("number rental +14155550100") == "number rental +14155550100"
 
@@ -96,6 +97,8 @@ def test_settings_give_the_policy_and_media_defaults_are_12_months(tmp_path):
                                             usage_retention_days="180", ledger_retention_days="3650"))
     assert custom.call_record_bound("CA") == 730 and custom.call_record_bound("US") == 3650
     assert custom.period_days(Retention.USAGE) == 180 and custom.period_days(Retention.LEDGER) == 3650
+    assert policy_from_settings(_settings(tmp_path, privacy_records_retention_days="731")).period_days(
+        Retention.PRIVACY_RECORDS) == 731  # two years, the least the settings allow
 
 
 @pytest.mark.parametrize(("key", "value"), [
@@ -105,6 +108,7 @@ def test_settings_give_the_policy_and_media_defaults_are_12_months(tmp_path):
     ("call_record_retention_days", "400"),  # above call_record_max_days (365)
     ("ledger_retention_days", "30"),
     ("usage_retention_days", "0"),
+    ("privacy_records_retention_days", "730"),  # 47 CFR 64.2011(d): breach records two years at least
 ])
 def test_bad_retention_settings_name_the_key(tmp_path, key, value):
     with pytest.raises(ConfigError) as caught:

@@ -47,6 +47,8 @@ def test_precedence_defaults_file_environment(tmp_path):
         ({"RINGWELL_DATABASE_URL": "mysql://x"}, "database_url"),
         ({"RINGWELL_NO_SUCH_THING": "1"}, "RINGWELL_NO_SUCH_THING"),
         ({"RINGWELL_MIN_EXPIRES": "9000"}, "min_expires"),
+        ({"RINGWELL_KEY_EPOCH_DAYS": "0"}, "key_epoch_days"),
+        ({"RINGWELL_KEY_EPOCH_DAYS": "31"}, "key_epoch_days"),  # deleted media: unrecoverable within 30 days
     ],
 )
 def test_bad_values_name_the_key(tmp_path, env, key):

@@ -121,6 +121,8 @@ async def test_created_user_is_listed_and_its_sip_password_is_shown_once(web):
     [event] = await _audit(web, a.org.id, "users.create")
     assert event.target_id == user["id"] and event.api_key_id is not None
     assert password not in str(event.details)
+    # the audit trail outlives the person: ids, extension and role, not their email or SIP username
+    assert event.details == {"extension": "205", "role": "member"}
 
     # A generated username when none is asked for; duplicates are 409.
     generated = await _create(a.client, a.org.id, extension="206")
@@ -191,6 +193,7 @@ async def test_user_changes_are_saved_and_audited(web):
     assert user["id"] not in {u["id"] for u in (await a.client.get(f"{API}/orgs/{a.org.id}/users")).json()["items"]}
     [event] = await _audit(web, a.org.id, "users.delete")
     assert event.target_id == user["id"] and event.details["extension"] == "201"
+    assert "@" not in str(event.details)
     async with web.services.sessions() as session:
         assert (await session.execute(select(SipCredential).where(SipCredential.user_id == user["id"]))).first() \
             is None

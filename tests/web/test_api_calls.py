@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -217,6 +218,15 @@ async def test_csv_export_has_a_header_the_rows_and_defused_formulas_and_is_audi
     assert [(e.actor_user_id, e.api_key_id is not None) for e in events] == [(a.owner.user.id, False), (None, True)]
     assert events[1].details == {"filter": {"since": "2026-03-01T00:00:00+00:00", "disposition": "busy"},
                                  "format": "csv"}
+    # a number filter is someone's phone number: the event says one was used, not which
+    by_number = await a.client.get(f"/api/v1/orgs/{a.org.id}/calls.csv", params={"number": "+442079460000"})
+    assert [line[0] for line in csv.reader(io.StringIO(by_number.text))] == ["id", rows[0]["id"]]
+    async with web.services.sessions() as session:
+        last = (await session.execute(select(AuditEvent).where(AuditEvent.action == "calls.export",
+                                                               AuditEvent.org_id == a.org.id)
+                                      .order_by(AuditEvent.seq.desc()).limit(1))).scalar_one()
+    assert last.details == {"filter": {"number": True}, "format": "csv"}
+    assert "442079460000" not in json.dumps(last.details)
 
     refused = await a.client.get(f"/api/v1/orgs/{a.org.id}/calls.csv", params={"until": "2026-03-01T00:00:00"})
     assert refused.status_code == 422  # a naive time: refused before any download starts

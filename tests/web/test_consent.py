@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+import ringwell.storage.models  # noqa: F401  (every table on Base.metadata)
 from ringwell.features.privacy.consent import GPC_TEXT, TEXTS
 from ringwell.features.privacy.cookies import ANALYTICS_COOKIE, CONSENT_COOKIE
 from ringwell.features.privacy.models_consent import ConsentRecord
 from ringwell.features.recordings.models import Trigger
 from ringwell.media.oggopus import CONTENT_TYPE, OggOpusWriter
+from ringwell.storage.base import Base
 from ringwell.web.deps import SESSION_COOKIE
 from ringwell.web.portal.auth import CSRF_COOKIE
 from tests.integration.test_recordings import stereo
@@ -49,6 +51,17 @@ async def records(web, **where) -> list[ConsentRecord]:
         return list((await session.execute(query)).scalars().all())
 
 
+async def tables_holding(web, value: str) -> list[str]:
+    """The tables with a row that holds ``value`` in any column (as text, JSON included)."""
+    found = []
+    async with web.services.sessions() as session:
+        for table in Base.metadata.sorted_tables:
+            rows = (await session.execute(select(table))).all()
+            if any(value in str(column) for row in rows for column in row if column is not None):
+                found.append(table.name)
+    return found
+
+
 # -- the cookie banner ------------------------------------------------------------------------------------
 async def test_a_first_visit_sets_only_essential_cookies_and_asks(web):
     visitor = web.client()
@@ -77,7 +90,11 @@ async def test_accepting_sets_a_13_month_analytics_cookie_and_records_the_choice
     assert "secure" in analytics and analytics["samesite"].lower() == "lax"
     choice = cookies[CONSENT_COOKIE]
     visitor_id = choice["value"].rpartition(".")[0]
-    assert analytics["value"] == visitor_id and choice["value"].endswith(".1")
+    assert choice["value"].endswith(".1")
+    # The analytics id is its own random id, not the visitor id a consent record holds: stored nowhere.
+    assert len(analytics["value"]) >= 22 and analytics["value"] != visitor_id
+    assert await tables_holding(web, analytics["value"]) == []
+    assert await tables_holding(web, visitor_id) == ["consent_records"]
     (record,) = await records(web, visitor_id=visitor_id)
     assert (record.purpose, record.granted, record.source) == ("analytics_cookies", True, "cookie_banner")
     assert record.text_shown == TEXTS[record.purpose].text and record.user_id is None  # type: ignore[index]
@@ -151,7 +168,14 @@ async def test_a_logged_in_answer_counts_for_the_person_and_scripts_get_json(web
                                headers={"Accept": "application/json"})
     assert answer.status_code == 200 and answer.json() == {"analytics": True}
     (record,) = await records(web, user_id=acme.owner.user.id)
-    assert record.visitor_id == client.cookies[ANALYTICS_COOKIE] and record.org_id == acme.org.id
+    assert record.visitor_id == client.cookies[CONSENT_COOKIE].rpartition(".")[0] and record.org_id == acme.org.id
+    # The person is known here, so the analytics cookie must not lead back to them: no table holds its id.
+    analytics = client.cookies[ANALYTICS_COOKIE]
+    assert analytics != record.visitor_id and await tables_holding(web, analytics) == []
+    # Accepting again gives a fresh id (an older cookie could hold a visitor id from before this rule).
+    again = await client.post("/privacy/cookies", data={"csrf_token": token_of(page.text), "analytics": "accept"},
+                              headers={"Accept": "application/json"})
+    assert again.status_code == 200 and client.cookies[ANALYTICS_COOKIE] not in (analytics, record.visitor_id)
 
 
 # -- a person's choices: API and Settings -------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,8 @@ from sqlalchemy import select, update
 from ringwell.features.accounts.models import OrgKind, User
 from ringwell.features.auth.models import WebSession
 from ringwell.features.privacy.models_requests import DataRequest
+from ringwell.pbx.registrar import Binding
+from ringwell.transport.source import Source
 
 
 async def with_mfa(web, member) -> None:
@@ -106,8 +109,15 @@ async def test_restriction_applies_at_once_and_deletion_needs_the_word(web):
         assert (await session.get(User, person.user.id)).processing_restricted_at is not None
     refused = await browser.post("/privacy/me/requests", data={"kind": "deletion", "confirm": "yes"})
     assert refused.status_code == 422 and "type DELETE" in refused.text
+    # the person's desk phone is registered on this node: the deletion must log it out at once
+    cred = await web.services.accounts.credential(person.sip_username)
+    web.services.registrar.load([Binding(
+        cred.credential_id, org.id, cred.username, "k1", f"sip:{cred.username}@192.0.2.7:5062",
+        time.time() + 300, 1000, "call-1", 1, "Yealink T54W", Source("udp", "192.0.2.7", 5062))])
+    assert web.services.registrar.lookup(cred.credential_id, time.time())
     deleted = await browser.post("/privacy/me/requests", data={"kind": "deletion", "confirm": "DELETE"})
     assert deleted.status_code == 303 and deleted.headers["location"] == "/login?flash=deleted"
+    assert web.services.registrar.lookup(cred.credential_id, time.time()) == []
     async with web.services.sessions() as session:
         assert await session.get(User, person.user.id) is None
         request = (await session.execute(select(DataRequest).where(DataRequest.kind == "deletion"))).scalar_one()
@@ -125,6 +135,8 @@ async def test_staff_queue_shows_overdue_first_and_staff_act(web):
         "kind": "correction", "law": "gdpr", "subject_email": person.email, "details": "my name is Dana Q",
         "identity_verified": "reply from the account's address"})
     assert fresh.status_code == 201 and fresh.json()["user_id"] == person.user.id
+    assert fresh.json()["subjects"] == [{"org_id": org.id, "org": org.name, "user_id": person.user.id,
+                                         "matched_by": "login_email"}]
     late = await officer.post("/api/v1/operator/privacy/requests", json={
         "kind": "access", "law": "ccpa", "subject_email": person.email, "identity_verified": "call-back",
         "received_at": (datetime.now(UTC) - timedelta(days=31)).isoformat()})
@@ -136,6 +148,7 @@ async def test_staff_queue_shows_overdue_first_and_staff_act(web):
     assert page.text.index(late.json()["id"]) < page.text.index(fresh.json()["id"])
     assert f'data-request="{late.json()["id"]}" data-overdue="yes"' in page.text
     assert f'data-request="{fresh.json()["id"]}" data-overdue="no"' in page.text
+    assert f'<li data-user="{person.user.id}">{org.name} · user {person.user.id[:8]} (login email)</li>' in page.text
     assert (await support.get("/operator/privacy/requests")).status_code == 403
     assert (await support.get("/api/v1/operator/privacy/requests")).status_code == 403
     corrected = await officer.post(f"/operator/privacy/requests/{fresh.json()['id']}",

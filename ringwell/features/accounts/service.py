@@ -426,7 +426,7 @@ class AccountsService:
                        audit: AuditHook | None = None) -> NewUser:
         """Create a user of the org with ``spec.role`` (checked with ``check_grant``) and a SIP
         credential; the generated SIP password is in the result, once. ``audit`` gets the user's
-        email, extension, role and SIP username (never the password)."""
+        extension and role only (the audit trail outlives the person: no email, name or username)."""
         async with self._sessions() as session, session.begin():
             org = await session.get(Organization, org_id)
             if org is None:
@@ -439,8 +439,7 @@ class AccountsService:
                 raise DuplicateName("a user with this extension, email or SIP username already exists") from exc
             if audit is not None:
                 user = created.user
-                await audit(session, user.id, {"email": user.email, "extension": user.extension, "role": user.role,
-                                               "sip_username": created.sip_username})
+                await audit(session, user.id, {"extension": user.extension, "role": user.role})
         return created
 
     async def update_user(self, org_id: str, user_id: str, *, granter_role: str,
@@ -518,7 +517,7 @@ class AccountsService:
                                      {"role": user.role})
             if user.role == Role.OWNER.value:
                 await self._keep_an_owner(session, org_id, user.id, "delete")
-            details = {"email": user.email, "extension": user.extension, "role": user.role}
+            details = {"extension": user.extension, "role": user.role}  # no email: the trail outlives the person
             gone = [(c.credential_id, c.username)
                     for c in await repo.credential_records(session, org_id, user.id, webphone=True)]
             files = await self.user_files(session, org_id, user.id) if self.user_files is not None else []

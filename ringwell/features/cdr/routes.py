@@ -105,10 +105,15 @@ def _filename(scope: Scope) -> str:
 
 
 def _filter_details(flt: history.CallFilter) -> dict[str, Any]:
-    return {name: value.isoformat() if isinstance(value, datetime) else value
-            for name, value in (("since", flt.since), ("until", flt.until), ("direction", flt.direction),
-                                ("disposition", flt.disposition), ("number", flt.number), ("user_id", flt.user_id))
-            if value is not None}
+    """The export's filter for its audit event; a phone number is personal data: only that one was used."""
+    details: dict[str, Any] = {
+        name: value.isoformat() if isinstance(value, datetime) else value
+        for name, value in (("since", flt.since), ("until", flt.until), ("direction", flt.direction),
+                            ("disposition", flt.disposition), ("user_id", flt.user_id))
+        if value is not None}
+    if flt.number is not None:
+        details["number"] = True
+    return details
 
 
 async def _csv_chunks(web: WebServices, org_id: str, flt: history.CallFilter) -> AsyncIterator[str]:

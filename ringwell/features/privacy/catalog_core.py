@@ -131,7 +131,9 @@ AUDIT_EVENTS = Table("audit_events", "one security-relevant action: a sign-in, a
     _audit.p("ip", "the network address it came from"),
     _audit.p("user_agent", "the browser or program it came from", category=Category.DEVICE),
     _audit.p("reason", "why staff accessed the data"),
-    _audit.p("details", "what changed, in detail"),
+    _audit.p("details", "what changed, in detail (ids, counts and field names; not exported: the details of "
+                        "an event you caused can name the colleagues, numbers or records you acted on, and an "
+                        "export must not hand you other people's data)", exported=False),
 ))
 
 _sess = _Row(Category.USAGE, Basis.CONTRACT, Retention.USAGE)

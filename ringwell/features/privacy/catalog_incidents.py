@@ -14,7 +14,8 @@ __all__ = ["EXTRA_COLUMNS", "TABLES"]
 
 _RECORD = "the breach register (GDPR art. 33(5), 47 CFR § 64.2011(d))"
 _KEPT = ("who recorded or acted on a breach stays in the breach register: the operator must be able "
-         "to prove what was done (GDPR art. 33(5); 47 CFR § 64.2011(d) keeps records two years)")
+         "to prove what was done (GDPR art. 33(5); 47 CFR § 64.2011(d) asks for at least two years): kept for "
+         "the privacy-records period after the incident is closed")
 
 
 def _fact(name: str, purpose: str) -> Column:

@@ -6,8 +6,9 @@ from ringwell.features.privacy.register import Basis, Category, Column, Erasure,
 
 __all__ = ["EXTRA_COLUMNS", "TABLES"]
 
-_KEPT = ("proof that the request was answered within its deadline (GDPR art. 5(2) accountability, "
-         "CCPA record keeping: 24 months)")
+# The period itself (privacy_records_retention_days) is shown beside this text by the notice: not repeated here.
+_KEPT = ("proof that the request was answered within its deadline (GDPR art. 5(2) accountability; CCPA record "
+         "keeping asks for at least 24 months): kept for the privacy-records period after the request is closed")
 
 
 def _record(name: str, category: Category, purpose: str, *, exported: bool = True) -> Column:
@@ -43,6 +44,9 @@ TABLES: tuple[Table, ...] = (
             _plain("handled_by", "the staff member who handled it"),
             _record("closed_at", Category.USAGE, "when it was answered"),
             _record("outcome", Category.USAGE, "what was done: the export, the erasure receipt, the corrections"),
+            _record("subjects", Category.ACCOUNT,
+                    "the accounts (user ids and their organizations) the request was found to be about when it "
+                    "was received: only these are acted on"),
         ),
     ),
 )

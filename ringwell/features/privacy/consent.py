@@ -11,9 +11,11 @@ Contract
   so the history reads as "what changed and when".
 * A recording announcement (``announced()``) is a notice played in one call, not a standing choice:
   its records are superseded the moment they are written, so they are purged a year after the call.
-* ``purge(now)`` deletes records superseded more than one (calendar) year before ``now``: the
-  retention class ``CONSENT`` of the data register. ``end_person()`` supersedes every current record of a
-  person being erased, so their proof of consent goes a year later too.
+* ``purge(now)`` deletes the records ``purge_due`` says are due: superseded longer ago than the policy's
+  ``CONSENT`` period (the retention class of the data register), and never less than one calendar year
+  (``consent_cutoff``). The daily retention run counts and deletes with the same predicate.
+  ``end_person()`` supersedes every current record of a person being erased, so their proof of consent
+  goes with it a period later too.
 
 Subjects are a person of an org (``Subject.person``) or an anonymous browser of the portal
 (``Subject.visitor``: the random id kept in the essential ``rw_consent`` cookie). A row written for a
@@ -25,15 +27,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ringwell.errors import Invalid
 from ringwell.features.privacy.models_consent import ConsentRecord, Purpose, Source
+from ringwell.features.privacy.register import Retention
+from ringwell.features.privacy.retention import RetentionPolicy
 from ringwell.features.recordings.service import CallParties
 
 __all__ = [
@@ -46,7 +50,9 @@ __all__ = [
     "Current",
     "InvalidConsent",
     "Subject",
+    "consent_cutoff",
     "one_year_before",
+    "purge_due",
     "recording_announced",
 ]
 
@@ -101,6 +107,28 @@ def one_year_before(now: datetime) -> datetime:
         return now.replace(year=now.year - 1, day=28)
 
 
+def consent_cutoff(now: datetime, days: int | None) -> datetime | None:
+    """Records superseded before the result are due for deletion; None: never by age.
+
+    ``days`` is the policy's ``CONSENT`` period; whatever it says, a record outlives its change by at
+    least one calendar year (the minimum the register promises).
+    """
+    if days is None:
+        return None
+    return min(one_year_before(now), now - timedelta(days=days))
+
+
+def purge_due(now: datetime, policy: RetentionPolicy) -> ColumnElement[bool] | None:
+    """SQL "this consent record is due for deletion at ``now``" (current records never are); None: none is.
+
+    The one rule of ``ConsentService.purge`` and of the retention run's ``consent_records`` class.
+    """
+    cutoff = consent_cutoff(now, policy.period_days(Retention.CONSENT))
+    if cutoff is None:
+        return None
+    return and_(ConsentRecord.superseded_at.is_not(None), ConsentRecord.superseded_at < cutoff)
+
+
 @dataclass(frozen=True, slots=True)
 class Subject:
     """Whose choice: a person of an org, or an anonymous browser (``visitor_id``), or both at once."""
@@ -149,10 +177,14 @@ def _now(now: datetime | None) -> datetime:
 
 
 class ConsentService:
-    """Consent records of every org; the subject is always passed explicitly (tenant-scoped)."""
+    """Consent records of every org; the subject is always passed explicitly (tenant-scoped).
 
-    def __init__(self, sessions: async_sessionmaker[Any]) -> None:
+    ``policy`` gives the ``CONSENT`` period ``purge`` applies (default: the default policy).
+    """
+
+    def __init__(self, sessions: async_sessionmaker[Any], *, policy: RetentionPolicy | None = None) -> None:
         self._sessions = sessions
+        self.policy = policy if policy is not None else RetentionPolicy()
 
     async def record(self, subject: Subject, purpose: Purpose, granted: bool, source: Source, text: str, *,
                      text_version: str, now: datetime | None = None, call_record_id: str | None = None,
@@ -264,14 +296,20 @@ class ConsentService:
                 synchronize_session=False))
         return int(result.rowcount or 0)
 
-    async def purge(self, now: datetime) -> int:
-        """Delete the records superseded more than one year before ``now``; how many went."""
+    async def purge(self, now: datetime, *, dry_run: bool = False) -> int:
+        """Delete the records ``purge_due`` says are due at ``now``; how many went (a dry run: would go)."""
+        due = purge_due(now, self.policy)
+        if due is None:
+            return 0
         async with self._sessions() as session, session.begin():
-            result = await session.execute(delete(ConsentRecord).where(
-                ConsentRecord.superseded_at < one_year_before(now)).execution_options(synchronize_session=False))
+            if dry_run:
+                return int((await session.execute(select(func.count()).select_from(ConsentRecord)
+                                                  .where(due))).scalar_one())
+            result = await session.execute(delete(ConsentRecord).where(due).execution_options(
+                synchronize_session=False))
         purged = int(result.rowcount or 0)
         if purged:
-            log.info("purged %d consent record(s) superseded more than a year ago", purged)
+            log.info("purged %d consent record(s) past their retention period", purged)
         return purged
 
 

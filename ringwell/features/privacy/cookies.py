@@ -4,7 +4,9 @@
   itself (``rw_consent``: a random visitor id and the answer). Nothing else is set before consent.
 * ``rw_analytics`` — the one non-essential cookie, an anonymous random id — is set only after an
   "accept", lives ``ANALYTICS_MAX_AGE`` (390 days: within the 13 months regulators allow), is
-  ``Secure`` over HTTPS and ``SameSite=Lax``; "decline" removes it.
+  ``Secure`` over HTTPS and ``SameSite=Lax``; "decline" removes it. Its id (``new_analytics_id``) is
+  not the visitor id of ``rw_consent`` (which a consent record ties to a logged-in person) and is stored
+  nowhere on the server, so that it stays anonymous.
 * Global Privacy Control (``Sec-GPC: 1``, https://privacycg.github.io/gpc-spec/) is an opt-out the
   browser already gave: the banner does not ask, analytics are off whatever was chosen before.
 """
@@ -24,6 +26,7 @@ __all__ = [
     "CookieChoice",
     "banner",
     "gpc_requested",
+    "new_analytics_id",
     "new_visitor_id",
 ]
 
@@ -36,6 +39,11 @@ _VISITOR = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def new_visitor_id() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def new_analytics_id() -> str:
+    """The value of ``rw_analytics``: random, unrelated to the visitor id, never written server-side."""
     return secrets.token_urlsafe(18)
 
 

@@ -15,19 +15,22 @@ the documented exceptions, which the receipt lists (what was kept, why, until wh
   numbers in ledger descriptions (``ledger_transactions``);
 - records one audit event naming only ids and counts (never the email, name or numbers).
 
-After the commit it deletes the blob files, then destroys the person's data keys
-(crypto-shredding, ``KeyRing.destroy_person``): their media, and every recording they were on,
-is unreadable from any copy, backups included.
+- destroys the person's data keys (crypto-shredding: ``wrapped_key`` NULL, ``destroyed_at`` set):
+  their media, and every recording they were on, is unreadable from any copy, backups included.
+  Inside the transaction, so that no crash can leave the person erased with their keys live.
 
-Which columns are kept, and why and how long, comes from the data register (``Erasure.KEEP``
-columns, ``ringwell.features.privacy.catalog.REGISTER``); tables the register does not declare
-yet fall back to this module's own short list (``_FALLBACK_KEPT``).
+After the commit it drops the keys from the key ring's cache and deletes the blob files (a crash
+before that leaves files nobody can decrypt; deleting them again is harmless).
+
+Which columns are kept, and why, comes from the data register (``Erasure.KEEP`` columns,
+``ringwell.features.privacy.catalog.REGISTER``); until when, from the retention policy the
+retention run applies (``retention.policy_from_settings``, given by the composition root).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,20 +38,23 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ringwell.blobs.models import OrgDataKey
 from ringwell.blobs.store import BlobStore
 from ringwell.errors import Conflict
 from ringwell.features.accounts.errors import LastOwner, UserNotFound
 from ringwell.features.accounts.models import SipCredential, User
 from ringwell.features.accounts.service import AuditHook
-from ringwell.features.audit.service import Actor, AuditLog
+from ringwell.features.audit.service import SYSTEM, Actor, AuditLog
 from ringwell.features.auth.models import ApiKey, EmailToken, RecoveryCode, WebSession
 from ringwell.features.auth.permissions import Role
 from ringwell.features.auth.repository import rowcount
 from ringwell.features.billing.models import LedgerTransaction
 from ringwell.features.cdr.models import CallRecord
 from ringwell.features.numbers.models import CallerIdVerification, PhoneNumber
+from ringwell.features.privacy import holds as legal_holds
 from ringwell.features.privacy.models_consent import ConsentRecord
-from ringwell.features.privacy.register import Erasure, Register, Retention
+from ringwell.features.privacy.register import Erasure, Register
+from ringwell.features.privacy.retention import RetentionPolicy, scrub_ledger_description
 from ringwell.features.recordings.models import Recording, RecordingPolicy
 from ringwell.features.voicemail.mailbox_models import MailboxRow
 from ringwell.features.voicemail.models import Voicemail
@@ -64,28 +70,8 @@ ANONYMISED = "anonymised"
 
 ACTION = "privacy.erase_person"
 
-# Periods of the retention classes when ringwell.features.privacy.retention is not there (days).
-_FALLBACK_DAYS: Mapping[Retention, int | None] = {
-    Retention.LEDGER: 7 * 365 + 2, Retention.AUDIT: 3 * 365 + 1, Retention.PRIVACY_RECORDS: 3 * 365 + 1,
-    Retention.CONSENT: 365, Retention.CALL_RECORDS: 365, Retention.USAGE: 365, Retention.MEDIA: 365,
-    Retention.ACCOUNT: 90, Retention.SHORT_LIVED: 0, Retention.CONFIGURATION: None,
-}
-
 _NUMBER_EXCEPTION = ("the phone number routed to the person is the organization's (it rents it); it stays in "
                      "the organization's inventory, no longer routed to the person")
-
-# (table, column, retention class, why) kept when the register does not declare the table.
-_FALLBACK_KEPT: tuple[tuple[str, str, Retention, str], ...] = (
-    ("ledger_transactions", "description", Retention.LEDGER,
-     "the financial ledger is kept for its legal period (tax and accounting law); dialled numbers are removed"),
-    ("ledger_transactions", "reference", Retention.LEDGER,
-     "the financial ledger is kept for its legal period: the call or payment an amount belongs to"),
-    ("audit_events", "details", Retention.AUDIT,
-     "the audit trail is append-only and hash-chained (proof of who accessed and changed what)"),
-    ("audit_events", "target_id", Retention.AUDIT,
-     "the audit trail is append-only and hash-chained (proof of who accessed and changed what)"),
-    ("phone_numbers", "e164", Retention.CONFIGURATION, _NUMBER_EXCEPTION),
-)
 
 
 class ErasureRefused(Conflict):
@@ -133,31 +119,21 @@ class Receipt:
                 "kept": [k.as_dict() for k in self.kept]}
 
 
-def _period_days(retention: Retention) -> int | None:
-    try:
-        from ringwell.features.privacy.retention import DEFAULT_DAYS  # noqa: PLC0415 - another part's module
-    except ImportError:
-        return _FALLBACK_DAYS.get(retention)
-    return DEFAULT_DAYS.get(retention)
-
-
-def kept_columns(register: Register, now: datetime, tables: Sequence[str] | None = None) -> tuple[Kept, ...]:
-    """Every column the register keeps under an exception (of ``tables``, when given), plus the
-    fallback exceptions of tables it does not declare; ``until`` = ``now`` + the class's period."""
+def kept_columns(register: Register, now: datetime, tables: Sequence[str] | None = None, *,
+                 policy: RetentionPolicy | None = None) -> tuple[Kept, ...]:
+    """Every column the register keeps under an exception (of ``tables``, when given); ``until`` =
+    ``now`` + the period of the column's class under ``policy`` (the retention run's; default: the
+    default periods)."""
+    policy = policy if policy is not None else RetentionPolicy()
     out: list[Kept] = []
     for table in register.values():
         if tables is not None and table.name not in tables:
             continue
         for column in table.columns:
             if column.erasure is Erasure.KEEP:
-                days = _period_days(column.retention)
+                days = policy.period_days(column.retention)
                 out.append(Kept(table.name, column.name, column.exception or "",
                                 None if days is None else now + timedelta(days=days)))
-    for name, column_name, retention, why in _FALLBACK_KEPT:
-        if name in register or (tables is not None and name not in tables):
-            continue
-        days = _period_days(retention)
-        out.append(Kept(name, column_name, why, None if days is None else now + timedelta(days=days)))
     return tuple(out)
 
 
@@ -170,13 +146,7 @@ def scrub_text(text: str, secrets_: Sequence[str]) -> str:
 
 
 def _scrub_ledger(description: str, identifiers: Sequence[str]) -> str:
-    try:
-        from ringwell.features.privacy.retention import scrub_ledger_description  # noqa: PLC0415
-    except ImportError:
-        scrubbed = "call" if description.startswith("call to ") else description
-    else:
-        scrubbed = scrub_ledger_description(description)
-    return scrub_text(scrubbed, identifiers)
+    return scrub_text(scrub_ledger_description(description), identifiers)
 
 
 @dataclass(slots=True)
@@ -191,11 +161,13 @@ class ErasureService:
     """Erases people; the tenant (org) is always explicit."""
 
     def __init__(self, sessions: async_sessionmaker[Any], blobs: BlobStore, *, audit: AuditLog | None = None,
-                 register: Register | None = None) -> None:
+                 register: Register | None = None, policy: RetentionPolicy | None = None) -> None:
         self._sessions = sessions
         self._blobs = blobs
         self._audit = audit if audit is not None else AuditLog(sessions)
         self._register = register
+        # The receipt's "kept until" dates: the retention run's own periods (policy_from_settings).
+        self._policy = policy if policy is not None else RetentionPolicy()
         # Told (credential id, SIP username) of each deleted SIP credential once committed (the SIP
         # side forgets its HA1 and registrations); set by the composition root.
         self.credentials_changed: Callable[[str, str], None] | None = None
@@ -206,6 +178,14 @@ class ErasureService:
             from ringwell.features.privacy.catalog import REGISTER  # noqa: PLC0415 - assembled at first use
             self._register = REGISTER
         return self._register
+
+    def erase_hook(self) -> Callable[[str, str, AuditHook | None], Awaitable[Receipt]]:
+        """What ``AccountsService.erase`` is set to (by the server and the admin commands alike):
+        deleting a user erases the person, by the system, audited through the accounts' hook."""
+        async def erase(org_id: str, user_id: str, audit: AuditHook | None) -> Receipt:
+            return await self.erase_person(org_id, user_id, actor=SYSTEM, audit=audit)
+
+        return erase
 
     async def erase_person(self, org_id: str, user_id: str, *, actor: Actor, reason: str | None = None,
                            allow_last_owner: bool = False, audit: AuditHook | None = None) -> Receipt:
@@ -244,8 +224,12 @@ class ErasureService:
                 ConsentRecord.org_id == org_id, ConsentRecord.user_id == user_id,
                 ConsentRecord.superseded_at.is_(None)).values(superseded_at=now).execution_options(
                 synchronize_session=False))).rowcount or 0
+            # Crypto-shredding in the same transaction: committed together with the erasure or not at all.
+            keys = rowcount(await session.execute(update(OrgDataKey).where(
+                OrgDataKey.org_id == org_id, OrgDataKey.user_id == user_id, OrgDataKey.wrapped_key.is_not(None))
+                .values(wrapped_key=None, destroyed_at=now).execution_options(synchronize_session=False)))
             details: dict[str, Any] = {"role": user.role, "deleted": deleted, "anonymised": anonymised,
-                                       "files_deleted": len(files)}
+                                       "files_deleted": len(files), "keys_destroyed": keys}
             if audit is not None:
                 await audit(session, user_id, {"extension": person.extension, **details})
             else:
@@ -255,10 +239,10 @@ class ErasureService:
         if self.credentials_changed is not None:
             for credential_id, username in credentials:
                 self.credentials_changed(credential_id, username)
+        self._blobs.keys.forget_person(org_id, user_id)
         files_deleted = 0
         for blob_id in files:
             files_deleted += await self._blobs.delete(org_id, blob_id)
-        keys = await self._blobs.keys.destroy_person(org_id, user_id)
         touched = [name for name, count in {**deleted, **anonymised}.items() if count] + ["audit_events"]
         if ended:
             touched.append("consent_records")
@@ -284,16 +268,11 @@ class ErasureService:
         # Tables the register keeps something of whose rows this erasure could not see (a later
         # part's table): listed too, so the receipt never under-states what may remain.
         unhandled = [name for name in register if name not in _HANDLED]
-        return kept_columns(register, now, [*touched, *unhandled])
+        return kept_columns(register, now, [*touched, *unhandled], policy=self._policy)
 
     @staticmethod
     async def _check_hold(session: AsyncSession, org_id: str, user_id: str) -> None:
-        try:  # the retention part's rule (imported here: it imports much of the application)
-            from ringwell.features.privacy.retention_service import RetentionService  # noqa: PLC0415
-        except ImportError:
-            log.warning("legal holds are not available: erasing user %s without checking them", user_id)
-            return
-        if await RetentionService.held(session, org_id, user_id):
+        if await legal_holds.held(session, org_id, user_id):
             raise ErasureRefused("this person (or their organization) is under a legal hold: their data cannot be "
                                  "erased until the hold is released", {"user_id": user_id})
 
@@ -396,7 +375,7 @@ class ErasureService:
         """Ledger lines keep their amounts for the legal period, without the person's numbers."""
         org_id = person.user.org_id
         mentions: list[ColumnElement[bool]] = [LedgerTransaction.description.contains(n) for n in person.numbers]
-        mentions.append(LedgerTransaction.description.like("call to %"))
+        mentions.append(func.lower(LedgerTransaction.description).like("call to %"))  # any case, as the retention run
         rows = (await session.execute(select(LedgerTransaction).where(
             LedgerTransaction.org_id == org_id, or_(*mentions)))).scalars().all()
         count = 0
@@ -415,5 +394,5 @@ _HANDLED = frozenset({
     "users", "sip_credentials", "bindings", "web_sessions", "email_tokens", "recovery_codes", "api_keys",
     "call_records", "voicemails", "voicemail_terms", "mailboxes", "recordings", "recording_policies",
     "caller_id_verifications", "phone_numbers", "ledger_transactions", "webhook_deliveries", "webhook_attempts",
-    "blobs", "org_data_keys", "audit_events",
+    "blobs", "org_data_keys",
 })

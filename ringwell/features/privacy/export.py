@@ -8,15 +8,19 @@ Contents, generated from the data register (:data:`ringwell.features.privacy.cat
   this person only, and only the columns the register marks ``exported``. A table's exported
   columns that are not personal (ids, states) come with each of its categories, so rows can be
   related. CSV: one header ``table,<every column of the category>``; a table's row leaves the
-  columns of other tables empty;
+  columns of other tables empty. Values are written the same on SQLite and PostgreSQL (the same
+  data gives the same files): times ISO 8601 in UTC with ``Z`` and six fraction digits, booleans
+  ``true``/``false``, JSON as its text;
 - ``media/voicemail/...`` and ``media/recordings/...``: the audio (and transcripts) decrypted
   through :meth:`BlobStore.open`, stored uncompressed (audio does not deflate), transcripts deflated;
 - ``manifest.json`` last: what was exported (row counts per table, media files and bytes).
 
-How a person's rows are found is the one table-specific part (:data:`FINDERS`): a table not listed
+How a person's rows are found is the main table-specific part (:data:`FINDERS`): a table not listed
 there is searched by its ``user_id`` column when it has one, so a table declared later appears in
 the export without a change here. Tables without a way to the person are left out on purpose
-(rate decks and trunks say nothing about anyone). The financial ledger and payments are the
+(rate decks and trunks say nothing about anyone). In the person's rows, a column naming someone
+else (the other party of an internal call, the user an admin acted on) is left empty
+(:func:`_own_only`): their ids are not the person's data. The financial ledger and payments are the
 organization's books: exported only to a person who is their org's one owner (a one-person
 business, whose books they are); anyone else finds their call charges in their call records'
 billing columns.
@@ -35,7 +39,7 @@ import typing
 import zipfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -66,7 +70,8 @@ from ringwell.blobs.store import BlobStore
 from ringwell.features.privacy.register import Category, Register, Table
 from ringwell.storage.base import Base, UTCDateTime, utcnow
 
-__all__ = ["FINDERS", "MEDIA", "PARTITION", "ExportSummary", "MediaSpec", "PersonExport", "Progress", "Subject"]
+__all__ = ["FINDERS", "MEDIA", "OWN_ONLY", "PARTITION", "ExportSummary", "MediaSpec", "PersonExport", "Progress",
+           "Subject"]
 
 PARTITION = 5000  # rows fetched per round trip
 _FLUSH = 256 * 1024  # sink bytes handed on at a time
@@ -148,8 +153,10 @@ class ExportSummary:
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-ready value: times in ISO 8601 (UTC), decimals as strings, bytes never (none are exported)."""
-    if isinstance(value, datetime | date):
+    """A JSON-ready value: times in ISO 8601 (UTC, ``Z``), decimals as strings, bytes never (none are exported)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value.tzinfo else value.isoformat()
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
@@ -159,17 +166,26 @@ def _plain(value: Any) -> Any:
 
 
 def _iso_time(column: Any, dialect: str) -> ColumnElement[Any]:
-    """A UTC timestamp as ISO 8601 text, made by the database (the export's hottest path: no
-    datetime object per value). SQLite stores ``UTCDateTime`` as UTC text ``YYYY-MM-DD HH:MM:SS.ffffff``."""
+    """A UTC timestamp as ISO 8601 text ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, the same on both databases,
+    made by the database (the export's hottest path: no datetime object per value).
+
+    SQLite stores ``UTCDateTime`` as UTC text ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLAlchemy's format;
+    a value written by SQL itself may have fewer or no fraction digits: padded to six)."""
     if dialect == "sqlite":
-        return func.replace(type_coerce(column, String), " ", "T").concat("+00:00")
-    return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"', type_=String)
+        text_ = type_coerce(column, String)
+        padded = case((func.length(text_) == 19, text_.concat(".000000")), else_=text_.concat("000000"))
+        return func.strftime("%Y-%m-%dT%H:%M:%S", text_).concat(func.substr(padded, 20, 7)).concat("Z")
+    return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"', type_=String)
 
 
 def _text_of(column: Any, dialect: str) -> ColumnElement[Any]:
-    """What the CSV gets: times as ISO text, JSON as its text, everything else as stored."""
+    """What the CSV gets, identical on both databases: times as ISO text (UTC, ``Z``), booleans as
+    ``true``/``false`` (SQLite stores 1/0), JSON as its text, everything else as stored."""
     if isinstance(column.type, UTCDateTime | DateTime):
         return _iso_time(column, dialect)
+    if isinstance(column.type, Boolean):
+        return case((column.is_(None), null()), (column.is_(True), literal("true", String)),
+                    else_=literal("false", String))
     if isinstance(column.type, JSON):
         return cast(column, Text)  # a cast, not a coercion: asyncpg would decode JSON itself
     return typing.cast(ColumnElement[Any], column)
@@ -185,6 +201,33 @@ def _json_value(column: Any, dialect: str) -> ColumnElement[Any]:
         return case((column.is_(None), null()), (type_coerce(column, Integer) != 0, func.json("true")),
                     else_=func.json("false"))
     return typing.cast(ColumnElement[Any], column)
+
+
+# table -> column -> the rows in which it may be shown, for columns that can name another person
+# beyond those :func:`_own_only` knows by themselves (a column naming a user).
+OWN_ONLY: dict[str, dict[str, Callable[[DbTable, Sequence[str]], ColumnElement[bool]]]] = {
+    "audit_events": {"target_id": lambda t, users: or_(t.c.target_type.is_(None), t.c.target_type != "user",
+                                                       t.c.target_id.in_(users))},
+}
+
+
+def _own_only(db: DbTable, name: str, subjects: Sequence[Subject], value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``value``, or NULL where the column names someone else than the subjects.
+
+    A person's rows can name colleagues: the other party of an internal call, the user an admin
+    changed. Those ids are not the person's data: a column naming a user (``*user_id``, or a
+    foreign key to ``users``) keeps only the subjects' own ids; :data:`OWN_ONLY` adds the rest."""
+    column = db.c[name]
+    users = sorted({s.user_id for s in subjects})
+    shown: ColumnElement[bool] | None = None
+    if name.endswith("user_id") or any(fk.target_fullname.startswith("users.") for fk in column.foreign_keys):
+        shown = column.in_(users) if db.name != "users" else None
+    rule = OWN_ONLY.get(db.name, {}).get(name)
+    if rule is not None:
+        shown = rule(db, users)
+    if shown is None:
+        return value
+    return case((shown, value), else_=null())
 
 
 _MAX_DB_JSON = 45  # json_build_object takes at most 100 arguments on PostgreSQL (a name and a value each)
@@ -384,7 +427,8 @@ class PersonExport:
     async def _part_rows(self, part: _Part, subjects: Sequence[Subject]) -> AsyncIterator[Sequence[Any]]:
         """The part's rows of the subjects in partitions, as the CSV writes them (times as ISO text)."""
         dialect = await self._dialect()
-        query = self._query(part, subjects, [_text_of(part.db.c[name], dialect) for name in part.columns])
+        query = self._query(part, subjects, [_own_only(part.db, name, subjects, _text_of(part.db.c[name], dialect))
+                                             for name in part.columns])
         if query is None:
             return
         async for batch in self._rows(query):
@@ -399,7 +443,7 @@ class PersonExport:
             return
         pairs: list[Any] = []
         for name in part.columns:
-            pairs += [literal(name, String), _json_value(part.db.c[name], dialect)]
+            pairs += [literal(name, String), _own_only(part.db, name, subjects, _json_value(part.db.c[name], dialect))]
         builder = func.json_object(*pairs) if dialect == "sqlite" else func.json_build_object(*pairs)
         query = self._query(part, subjects, [cast(builder, Text)])
         if query is None:
@@ -409,8 +453,16 @@ class PersonExport:
 
     @staticmethod
     def _python_json(part: _Part, row: Sequence[Any]) -> str:
-        values = {name: json.loads(value) if isinstance(part.db.c[name].type, JSON) and isinstance(value, str)
-                  else _plain(value) for name, value in zip(part.columns, row, strict=True)}
+        """A row of :meth:`_part_rows` (the CSV's texts) as a JSON object: JSON embedded, booleans as booleans."""
+        def value_of(name: str, value: Any) -> Any:
+            kind = part.db.c[name].type
+            if isinstance(value, str) and isinstance(kind, JSON):
+                return json.loads(value)
+            if isinstance(value, str) and isinstance(kind, Boolean):
+                return value == "true"
+            return _plain(value)
+
+        values = {name: value_of(name, value) for name, value in zip(part.columns, row, strict=True)}
         return json.dumps(values, ensure_ascii=False)
 
     async def _media(self, zf: zipfile.ZipFile, sink: _Sink, subjects: Sequence[Subject], summary: ExportSummary,

@@ -1,13 +1,17 @@
-"""``ringwell admin export-person EMAIL [--out FILE]``: a person's export zip, written by the operator.
+"""``ringwell admin export-person EMAIL [--org NAME] [--out FILE]``: a person's export zip, written by the operator.
 
-The zip is the one a person downloads from the portal (``export.PersonExport``). The file is
-created exclusively (an existing file is never overwritten) and removed when the export fails
-half-way; a progress line on stderr counts rows and bytes; the export is an audit event.
+The zip is the one a person downloads from the portal (``export.PersonExport``). The person is
+the verified login with EMAIL and, with ``--org``, that organization's user with that user email
+(``requests_service.find_subjects``: an unverified user email is matched only where the operator
+says). The file is created exclusively and readable by its owner only (0600: it holds a person's
+data and audio; an existing file is never overwritten) and removed when the export fails half-way;
+a progress line on stderr counts rows and bytes; the export is an audit event.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -62,13 +66,18 @@ def cmd_export_person(args: argparse.Namespace) -> int:
 
     async def action(_accounts: Any, sessions: Any) -> ExportSummary:
         async with sessions() as session:
-            subjects = await find_subjects(session, email)
+            subjects = [match.subject for match in await find_subjects(session, email, org=args.org)]
         if not subjects:
-            raise NotFound(f"nobody with the address {email}", {"email": email})
+            hint = "" if args.org else " (no verified login; name the organization with --org)"
+            raise NotFound(f"nobody with the address {email}{hint}", {"email": email})
         summary = ExportSummary()
         exporter = PersonExport(sessions, blob_store(settings, sessions), REGISTER)
+        try:  # O_EXCL: never overwrite (nor follow a planted link); 0600 whatever the umask
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise Conflict(f"{out} exists: not overwritten", {"out": str(out)}) from None
         try:
-            with out.open("xb") as sink:
+            with os.fdopen(fd, "wb") as sink:
                 async for piece in exporter.chunks(subjects, progress=progress, summary=summary):
                     sink.write(piece)
         except BaseException:
@@ -93,6 +102,7 @@ def cmd_export_person(args: argparse.Namespace) -> int:
 def add_commands(admin: Any, common: argparse.ArgumentParser) -> None:
     p = admin.add_parser("export-person", parents=[common],
                          help="write a person's data export (zip: JSON and CSV per category, their audio decrypted)")
-    p.add_argument("email", help="the person's login or user email")
+    p.add_argument("email", help="the person's login email (or, with --org, their user email there)")
+    p.add_argument("--org", help="the organization's name: also the user with this email there")
     p.add_argument("--out", help="the zip to write (default export-<email>.zip); never overwritten")
     p.set_defaults(func=cmd_export_person)

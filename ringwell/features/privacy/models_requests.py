@@ -3,7 +3,9 @@
 A request comes from the portal (the person, logged in with a fresh login and MFA) or is entered
 by privacy staff for a request received by email (``identity_verified`` says how they checked who
 asked). ``due_at`` is fixed when it is received (:func:`ringwell.features.privacy.requests.due_date`);
-``outcome`` holds what was done (the export's size, the erasure receipt, the corrected fields).
+``outcome`` holds what was done (the export's size, the erasure receipts, the corrected fields).
+``subjects`` are the accounts the request is about, fixed when it is received (a list of
+``{"org_id", "org", "user_id", "matched_by"}``): staff see them, and only they are acted on.
 """
 
 from __future__ import annotations
@@ -40,3 +42,5 @@ class DataRequest(Base):
     handled_by: Mapped[str | None] = mapped_column(String(36))  # the staff user's id (no FK: outlives them)
     closed_at: Mapped[datetime | None]
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # Fixed at receipt (migration 0023); NULL on requests received before it (then user_id alone).
+    subjects: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))

@@ -64,12 +64,13 @@ ERASURE_WORDS: Mapping[Erasure, str] = {
 _RETENTION_WORDS: Mapping[Retention, str] = {
     Retention.CALL_RECORDS: "call records",
     Retention.USAGE: "sign-ins, sessions, phone registrations and event deliveries",
-    Retention.MEDIA: "voicemail and recordings (or until your organisation deletes them, if sooner)",
+    Retention.MEDIA: "voicemail and call recordings",
     Retention.ACCOUNT: "while the account exists, then after it is closed",
     Retention.LEDGER: "the financial ledger, for the legal accounting period",
     Retention.CONSENT: "consent records, at least a year after the consent changes",
     Retention.AUDIT: "the security audit trail",
-    Retention.PRIVACY_RECORDS: "data requests, legal holds and incident records, as proof of compliance",
+    Retention.PRIVACY_RECORDS: ("data requests and incident records after they are closed, and legal holds, as "
+                                "proof of compliance"),
     Retention.SHORT_LIVED: "links, codes and reservations",
     Retention.CONFIGURATION: "settings",
 }
@@ -135,8 +136,27 @@ class CategoryNotice:
         return not self.items
 
 
+def _call_record_bounds(policy: RetentionPolicy) -> str:
+    """"up to 7 years in US, 12 months elsewhere": what an org may choose, from the operator's bounds."""
+    countries = [f"{describe_period(Retention.CALL_RECORDS, days)} in {country}"
+                 for country, days in sorted(policy.call_record_max_by_country.items())]
+    elsewhere = describe_period(Retention.CALL_RECORDS, policy.call_record_max_days)
+    return "up to " + ", ".join([*countries, f"{elsewhere} elsewhere" if countries else elsewhere])
+
+
+def _how_long(retention: Retention, policy: RetentionPolicy) -> str:
+    if retention is Retention.CALL_RECORDS:  # the server's default, and what an org may choose instead
+        return (f"{describe_period(retention, policy.period_days(retention))} by default; your organisation may "
+                f"choose its own period, {_call_record_bounds(policy)}")
+    if retention is Retention.MEDIA:  # each its own setting: voicemail_retention_days, recording_retention_days
+        return (f"{describe_period(retention, policy.voicemail_days)} for voicemail, "
+                f"{describe_period(retention, policy.period_days(retention))} for call recordings, by default (your "
+                "organisation may choose another period, or delete them sooner)")
+    return describe_period(retention, policy.period_days(retention))
+
+
 def _period(retention: Retention, policy: RetentionPolicy) -> str:
-    return f"{_RETENTION_WORDS[retention]}: {describe_period(retention, policy.period_days(retention))}"
+    return f"{_RETENTION_WORDS[retention]}: {_how_long(retention, policy)}"
 
 
 def _first(values: list[str]) -> tuple[str, ...]:
@@ -168,17 +188,29 @@ def notice(register: Mapping[str, Table], policy: RetentionPolicy) -> tuple[Cate
     return tuple(sections)
 
 
+def _extra(retention: Retention, policy: RetentionPolicy) -> dict[str, Any]:
+    if retention is Retention.MEDIA:
+        return {"voicemail_days": policy.voicemail_days}
+    if retention is Retention.CALL_RECORDS:
+        return {"max_days": {**dict(sorted(policy.call_record_max_by_country.items())),
+                             "*": policy.call_record_max_days}}
+    return {}
+
+
 def register_document(register: Mapping[str, Table], policy: RetentionPolicy) -> dict[str, Any]:
     """The whole register as JSON: every table and column, with the periods the operator configured.
 
-    ``retention`` maps each class to ``{"days": int | null, "text": str}``; each column names its
-    class. The export of a person uses the same table and column names.
+    ``retention`` maps each class to ``{"days": int | null, "text": str}`` (for ``media``, ``days`` is the
+    call recordings' and ``voicemail_days`` the voicemail's; for ``call_records``, ``days`` is the server's
+    default and ``max_days`` the longest an org may choose: per country, ``"*"`` for any other); each column
+    names its class. The export of a person uses the same table and column names.
     """
     return {
         "format": FORMAT_VERSION,
         "categories": {c.value: {"title": CATEGORY_WORDS[c][0], "summary": CATEGORY_WORDS[c][1]}
                        for c in CATEGORY_WORDS},
-        "retention": {r.value: {"days": policy.period_days(r), "text": _period(r, policy)} for r in Retention},
+        "retention": {r.value: {"days": policy.period_days(r), "text": _period(r, policy), **_extra(r, policy)}
+                      for r in Retention},
         "tables": {
             name: {
                 "description": table.description,

@@ -33,6 +33,7 @@ from ringwell.features.privacy.requests_schemas import (
     DataRequestList,
     DataRequestOut,
     MyRequestIn,
+    RequestSubjectOut,
     StaffRequestIn,
     StatusIn,
 )
@@ -56,12 +57,15 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 
 
 def requests_service(web: WebServices) -> RequestsService:
-    """The server's RequestsService, composed on first use (the register is assembled then)."""
+    """The server's RequestsService, composed on first use (the register is assembled then).
+
+    Deletions go through the server's ErasureService (``web.erasure``), whose hook makes the SIP
+    side forget the erased person's logins and registrations at once."""
     if web.privacy_requests is None:
         from ringwell.features.privacy.catalog import REGISTER  # noqa: PLC0415 - assembled at first use
 
         web.privacy_requests = RequestsService(web.sessions, web.audit, web.accounts,
-                                               blob_store(web.settings, web.sessions), REGISTER)
+                                               blob_store(web.settings, web.sessions), REGISTER, eraser=web.erasure)
     return web.privacy_requests
 
 
@@ -70,7 +74,8 @@ def out(row: DataRequest) -> DataRequestOut:
                           kind=row.kind, law=row.law, source=row.source, details=row.details,
                           received_at=row.received_at, due_at=row.due_at, status=row.status,
                           identity_verified=row.identity_verified, closed_at=row.closed_at, outcome=row.outcome,
-                          overdue=is_overdue(Status(row.status), row.due_at, utcnow()))
+                          overdue=is_overdue(Status(row.status), row.due_at, utcnow()),
+                          subjects=[RequestSubjectOut.model_validate(s) for s in row.subjects or []])
 
 
 async def fresh_person(request: Request, identity: Identity) -> tuple[User, Gate]:
@@ -170,7 +175,7 @@ async def enter(scope: Staff, request: Request, body: StaffRequestIn) -> DataReq
     row = await requests_service(services(request)).create(
         kind=body.kind, law=body.law, source=Source.STAFF.value, subject_email=body.subject_email,
         identity_verified=body.identity_verified, actor=scope.actor, details=body.details,
-        received_at=body.received_at)
+        received_at=body.received_at, org=body.org)
     return out(row)
 
 

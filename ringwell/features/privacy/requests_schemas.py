@@ -7,10 +7,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["ActIn", "DataRequestList", "DataRequestOut", "MyRequestIn", "StaffRequestIn", "StatusIn"]
+__all__ = ["ActIn", "DataRequestList", "DataRequestOut", "MyRequestIn", "RequestSubjectOut", "StaffRequestIn",
+           "StatusIn"]
 
 KindName = Literal["access", "export", "correction", "deletion", "restriction", "objection"]
 LawName = Literal["gdpr", "ccpa"]
+
+
+class RequestSubjectOut(BaseModel):
+    """An account the request is about, fixed when it was received; only these are acted on."""
+
+    org_id: str
+    org: str = Field(description="the organization's name")
+    user_id: str
+    matched_by: str = Field(description="portal (the person's own account) | login_email (their verified login) | "
+                                        "email (the user email, in the organization staff named)")
 
 
 class DataRequestOut(BaseModel):
@@ -30,6 +41,7 @@ class DataRequestOut(BaseModel):
     outcome: dict[str, Any] | None = Field(description="what was done: export size, erasure receipt, corrections, "
                                                        "or the reason for a refusal")
     overdue: bool
+    subjects: list[RequestSubjectOut] = Field(description="the accounts the request is about (empty: nobody found)")
 
 
 class DataRequestList(BaseModel):
@@ -47,6 +59,9 @@ class StaffRequestIn(BaseModel):
     kind: KindName
     law: LawName = "gdpr"
     subject_email: str = Field(max_length=320)
+    org: str | None = Field(None, max_length=200,
+                            description="the organization's name: also match the user with this email there (a "
+                                        "user email is not verified, so it is matched only where staff say)")
     identity_verified: str = Field(min_length=1, max_length=200, description="how the person's identity was checked")
     details: str | None = Field(None, max_length=4000)
     received_at: datetime | None = Field(None, description="when the email arrived (default: now); starts the clock")

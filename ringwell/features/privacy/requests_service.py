@@ -1,13 +1,25 @@
 """People's privacy requests: receive, queue, move through their statuses, carry out.
 
-validate → persist → audit, the tenant (the person's org and user) explicit. Carrying out:
+validate → persist → audit, the tenant (the person's org and user) explicit.
+
+Who a request is about is fixed when it is received (``data_requests.subjects``), and only those
+accounts are acted on, however the ``users`` table changes later:
+
+- a portal request: the person's own ``users`` row, nothing else;
+- a staff request by email: the verified login with that address (``login_email``, unique on the
+  server), and, only when staff name the organization, that organization's user whose (unverified)
+  user ``email`` it is. An address typed into some org's user list proves nothing about who owns it.
+
+Carrying out:
 
 - access / export: :meth:`RequestsService.export` streams the zip (``export.PersonExport``) and
   closes the request when the last byte is out;
 - correction: name (through ``AccountsService.update_user``), email and phone of the person's
   ``users`` rows, audited with the old and new values' field names (never the values);
-- deletion: ``ErasureService.erase_person`` of the keys part, once per ``users`` row; its receipt
-  (what was deleted, what was kept, why, until when) becomes the request's outcome;
+- deletion: ``ErasureService.erase_person`` (the server's, whose hook makes the SIP side forget
+  the person's logins) once per subject; each receipt (what was deleted, what was kept, why, until
+  when) is saved in the outcome as it is produced, and a failure is recorded there (``failed``)
+  with the request left in progress, so running it again erases only who is left;
 - restriction / objection: sets ``users.processing_restricted_at``, which stops optional
   processing (voicemail transcripts today; marketing and analytics when they exist).
 """
@@ -21,12 +33,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ringwell.blobs.store import BlobStore
-from ringwell.features.accounts.models import User
+from ringwell.errors import DomainError
+from ringwell.features.accounts.errors import UserNotFound
+from ringwell.features.accounts.models import Organization, User
 from ringwell.features.accounts.service import AccountsService
 from ringwell.features.audit.service import Actor, AuditLog
 from ringwell.features.privacy.export import ExportSummary, PersonExport, Progress, Subject
@@ -41,7 +55,7 @@ from ringwell.features.privacy.requests_errors import (
 )
 from ringwell.storage.base import utcnow
 
-__all__ = ["PORTAL_VERIFICATION", "Correction", "Eraser", "QueueItem", "RequestsService", "find_subjects"]
+__all__ = ["PORTAL_VERIFICATION", "Correction", "Eraser", "Match", "QueueItem", "RequestsService", "find_subjects"]
 
 PORTAL_VERIFICATION = "portal login + MFA"
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -69,13 +83,66 @@ class Correction:
     phone: str | None = None
 
 
-async def find_subjects(session: AsyncSession, email: str) -> list[Subject]:
-    """The ``users`` rows of the person with this address (login email or an org's user email)."""
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One account a request is about, as found when it was received (stored in ``subjects``)."""
+
+    org_id: str
+    org: str  # the organization's name, for staff to see whose account it is
+    user_id: str
+    matched_by: str  # "portal" (the person's own) | "login_email" (a verified login) | "email" (in a named org)
+
+    @property
+    def subject(self) -> Subject:
+        return Subject(self.org_id, self.user_id)
+
+    def as_json(self) -> dict[str, str]:
+        return {"org_id": self.org_id, "org": self.org, "user_id": self.user_id, "matched_by": self.matched_by}
+
+
+async def find_subjects(session: AsyncSession, email: str, *, org: str | None = None) -> list[Match]:
+    """The accounts an address names: the verified login with it (``login_email`` is unique on the
+    server) and, only within the organization ``org`` (its name) when given, the user whose user
+    ``email`` it is. Raises :class:`InvalidRequest` when ``org`` names no organization."""
     wanted = email.strip().lower()
-    rows = (await session.execute(
-        select(User.org_id, User.id).where(or_(User.login_email == wanted, func.lower(User.email) == wanted))
-        .order_by(User.created_at, User.id))).all()
-    return [Subject(org_id, user_id) for org_id, user_id in rows]
+    found: list[Match] = []
+    login = (await session.execute(
+        select(User.org_id, Organization.name, User.id).join(Organization, Organization.id == User.org_id)
+        .where(User.login_email == wanted, User.email_verified_at.is_not(None)))).first()
+    if login is not None:
+        found.append(Match(login[0], login[1], login[2], "login_email"))
+    if org is not None and org.strip():
+        named = (await session.execute(select(Organization.id, Organization.name).where(
+            Organization.name == org.strip()))).first()
+        if named is None:
+            raise InvalidRequest(f"there is no organization named {org.strip()!r}", {"field": "org"})
+        rows = (await session.execute(select(User.id).where(User.org_id == named[0],
+                                                            func.lower(User.email) == wanted)
+                                      .order_by(User.created_at, User.id))).scalars().all()
+        found += [Match(named[0], named[1], user_id, "email") for user_id in rows
+                  if all(m.user_id != user_id for m in found)]
+    return found
+
+
+async def _own_row(session: AsyncSession, org_id: str | None, user_id: str) -> Match:
+    """A portal request's subject: the person's own ``users`` row, nothing else."""
+    row = (await session.execute(
+        select(User.org_id, Organization.name).join(Organization, Organization.id == User.org_id)
+        .where(User.id == user_id))).first()
+    if row is None or (org_id is not None and row[0] != org_id):
+        raise InvalidRequest("no such person", {"user_id": user_id})
+    return Match(row[0], row[1], user_id, "portal")
+
+
+def _merged(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` updated with ``new`` (made JSON-ready); a None value removes the key."""
+    merged = dict(old or {})
+    for key, value in _jsonable(new).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _receipt_json(receipt: Any) -> Any:
@@ -111,9 +178,14 @@ class RequestsService:
     # -- receiving -----------------------------------------------------------------------------------
     async def create(self, *, kind: str, law: str, source: str, subject_email: str, identity_verified: str,
                      actor: Actor, details: str | None = None, org_id: str | None = None,
-                     user_id: str | None = None, received_at: datetime | None = None) -> DataRequest:
-        """Record a request; its due date is fixed now. A staff request names the person by email
-        (their ``users`` row is found when there is exactly one); a portal one by their login."""
+                     user_id: str | None = None, received_at: datetime | None = None,
+                     org: str | None = None) -> DataRequest:
+        """Record a request; its due date and its subjects are fixed now (module docstring).
+
+        A portal request passes the person's ``user_id`` (that row is its only subject); a staff
+        one names the person by email, and the organization (``org``, its name) to match a user
+        email there. A request matching nobody is still recorded: staff answer it (refuse it, or
+        tell the person no data is held)."""
         try:
             kind_, law_, source_ = Kind(kind), Law(law), Source(source)
         except ValueError as exc:
@@ -131,12 +203,13 @@ class RequestsService:
             raise InvalidRequest("say what should be corrected", {"field": "details"})
         received = received_at or utcnow()
         async with self._sessions() as session, session.begin():
-            if user_id is None:
-                found = await find_subjects(session, email)
-                if len(found) == 1:
-                    org_id, user_id = found[0].org_id, found[0].user_id
+            found = [await _own_row(session, org_id, user_id)] if user_id is not None else await find_subjects(
+                session, email, org=org)
+            if len(found) == 1:
+                org_id, user_id = found[0].org_id, found[0].user_id
             row = DataRequest(org_id=org_id, user_id=user_id, subject_email=email, kind=kind_.value, law=law_.value,
-                              source=source_.value, details=details, received_at=received,
+                              subjects=[m.as_json() for m in found], source=source_.value, details=details,
+                              received_at=received,
                               due_at=due_date(law_, received), status=Status.OPEN.value,
                               identity_verified=("staff: " + verified if source_ is Source.STAFF
                                                  and not verified.startswith("staff:") else verified)[:255])
@@ -145,7 +218,7 @@ class RequestsService:
             await self._audit.record("privacy.request.create", actor, org_id=org_id, target_type="data_request",
                                      target_id=row.id, session=session,
                                      details={"kind": kind_.value, "law": law_.value, "source": source_.value,
-                                              "due_at": row.due_at.isoformat()})
+                                              "due_at": row.due_at.isoformat(), "subjects": len(found)})
         return row
 
     # -- reading -------------------------------------------------------------------------------------
@@ -198,30 +271,35 @@ class RequestsService:
                 row.handled_by = actor.user_id
             if target in (Status.DONE, Status.REFUSED):
                 row.closed_at = utcnow()
-                merged = dict(row.outcome or {})
-                merged.update(_jsonable(outcome or {}))
-                if reason is not None:
-                    merged["reason"] = reason
-                row.outcome = merged
+                row.outcome = _merged(row.outcome, {**(outcome or {}), "reason": reason})
             await self._audit.record("privacy.request.update", actor, org_id=row.org_id,
                                      target_type="data_request", target_id=row.id, reason=reason,
                                      details={"status": [current.value, target.value]}, session=session)
         return row
 
     async def note(self, request_id: str, outcome: dict[str, Any]) -> DataRequest:
-        """Add to a request's outcome without moving it (e.g. why a deletion waits for staff)."""
+        """Add to a request's outcome without moving it (e.g. why a deletion waits for staff); a
+        None value removes that key."""
         async with self._sessions() as session, session.begin():
             row: DataRequest | None = await session.get(DataRequest, request_id, with_for_update=True)
             if row is None:
                 raise RequestNotFound("no such privacy request", {"request_id": request_id})
-            row.outcome = {**(row.outcome or {}), **_jsonable(outcome)}
+            row.outcome = _merged(row.outcome, outcome)
         return row
 
-    async def _subjects(self, row: DataRequest) -> list[Subject]:
-        if row.user_id is not None and row.org_id is not None:
+    @staticmethod
+    def _subjects(row: DataRequest) -> list[Subject]:
+        """The accounts fixed when the request was received; never looked up again by email."""
+        if row.subjects is not None:
+            return [Subject(str(s["org_id"]), str(s["user_id"])) for s in row.subjects]
+        if row.user_id is not None and row.org_id is not None:  # received before subjects were stored
             return [Subject(row.org_id, row.user_id)]
-        async with self._sessions() as session:
-            return await find_subjects(session, row.subject_email)
+        return []
+
+    @staticmethod
+    def _nobody(row: DataRequest) -> InvalidRequest:
+        return InvalidRequest("the request names no account here: refuse it (no data is held under this address), "
+                              "or enter it again naming the organization", {"subject_email": row.subject_email})
 
     async def _open(self, request_id: str, kinds: Sequence[Kind], *, done_too: bool = False) -> DataRequest:
         row = await self.get(request_id)
@@ -240,9 +318,9 @@ class RequestsService:
         download is audited); a refused one cannot. Checks happen before the first byte, so an
         HTTP handler can still answer an error."""
         row = await self._open(request_id, (Kind.ACCESS, Kind.EXPORT), done_too=True)
-        subjects = await self._subjects(row)
+        subjects = self._subjects(row)
         if not subjects:
-            raise InvalidRequest("nobody with this email address has data here", {"subject_email": row.subject_email})
+            raise self._nobody(row)
         return self._export_stream(row, subjects, actor, progress)
 
     async def _export_stream(self, row: DataRequest, subjects: list[Subject], actor: Actor,
@@ -262,9 +340,9 @@ class RequestsService:
     async def correct(self, request_id: str, correction: Correction, *, actor: Actor) -> DataRequest:
         """Apply a correction request to every ``users`` row of the person, then close it."""
         row = await self._open(request_id, (Kind.CORRECTION,))
-        subjects = await self._subjects(row)
+        subjects = self._subjects(row)
         if not subjects:
-            raise InvalidRequest("nobody with this email address has data here", {"subject_email": row.subject_email})
+            raise self._nobody(row)
         email = correction.email.strip().lower() if correction.email else None
         phone = correction.phone.strip() if correction.phone else None
         if email is not None and not _EMAIL_RE.match(email):
@@ -284,7 +362,7 @@ class RequestsService:
                 await self._accounts.update_user(subject.org_id, subject.user_id, granter_role="owner",
                                                  name=correction.name, audit=audit)
                 changed.add("name")
-            values: dict[str, Any] = {}
+            values: dict[str, Any] = {}  # this subject's: a login address moves only where there is one
             if email is not None:
                 values["email"] = email
             if phone is not None:
@@ -311,9 +389,9 @@ class RequestsService:
     async def restrict(self, request_id: str, *, actor: Actor) -> DataRequest:
         """Restriction or objection: stop optional processing of the person's data from now on."""
         row = await self._open(request_id, (Kind.RESTRICTION, Kind.OBJECTION))
-        subjects = await self._subjects(row)
+        subjects = self._subjects(row)
         if not subjects:
-            raise InvalidRequest("nobody with this email address has data here", {"subject_email": row.subject_email})
+            raise self._nobody(row)
         now = utcnow()
         async with self._sessions() as session, session.begin():
             for subject in subjects:
@@ -336,14 +414,37 @@ class RequestsService:
         return self._eraser
 
     async def erase(self, request_id: str, *, actor: Actor) -> DataRequest:
-        """Deletion: the keys part's erasure for every ``users`` row of the person; receipts in the outcome."""
+        """Deletion: the erasure of every subject of the request, each receipt saved as it comes.
+
+        When one fails (a legal hold, the org's last owner), the receipts so far stay in the
+        outcome with ``failed`` (whose, and why), the request stays in progress and the error is
+        raised; running it again skips the subjects already erased. A subject whose ``users`` row
+        is already gone (deleted meanwhile, itself an erasure) is noted ``already_deleted``."""
         row = await self._open(request_id, (Kind.DELETION,))
         eraser = self._eraser or self._default_eraser()
-        subjects = await self._subjects(row)
+        subjects = self._subjects(row)
         if not subjects:
-            raise InvalidRequest("nobody with this email address has data here", {"subject_email": row.subject_email})
+            raise self._nobody(row)
         if row.status == Status.OPEN.value:
             await self.transition(row.id, Status.IN_PROGRESS.value, actor=actor)
-        receipts = [_jsonable(_receipt_json(await eraser.erase_person(s.org_id, s.user_id, actor=actor)))
-                    for s in subjects]
-        return await self.transition(row.id, Status.DONE.value, actor=actor, outcome={"receipts": receipts})
+        receipts: list[Any] = list((row.outcome or {}).get("receipts") or [])
+        erased = {r.get("user_id") for r in receipts if isinstance(r, dict)}
+        for subject in subjects:
+            if subject.user_id in erased:
+                continue
+            try:
+                receipt = _jsonable(_receipt_json(await eraser.erase_person(subject.org_id, subject.user_id,
+                                                                            actor=actor)))
+            except UserNotFound:
+                receipt = {"org_id": subject.org_id, "user_id": subject.user_id, "already_deleted": True}
+            except Exception as exc:
+                failed = {"org_id": subject.org_id, "user_id": subject.user_id,
+                          "error_id": exc.error_id if isinstance(exc, DomainError) else "erasure_failed",
+                          "message": exc.message if isinstance(exc, DomainError) else "the erasure failed: try again"}
+                await self.note(row.id, {"receipts": receipts, "failed": failed})
+                raise
+            receipts.append(receipt)
+            await self.note(row.id, {"receipts": receipts})
+        return await self.transition(row.id, Status.DONE.value, actor=actor,
+                                     outcome={"receipts": receipts, "failed": None, "waiting": None,
+                                              "error_id": None})

@@ -15,7 +15,8 @@ account             while the account exists, then 90 days after it is closed (d
 ledger              its legal period: 7 years (dialled numbers are scrubbed from descriptions)
 consent             at least a year after the consent changes
 audit               3 years
-privacy_records     3 years (data requests, released legal holds, retention reports)
+privacy_records     3 years, 2 at least (closed data requests and incidents, released legal holds,
+                    retention reports)
 short_lived         until it expires (tokens, reservations)
 configuration       while the organization exists (not personal)
 ==================  ==========================================================================
@@ -89,13 +90,16 @@ class RetentionPolicy:
     """The operator's retention periods (from the settings) and the bounds of what an org may choose.
 
     ``days`` maps a class to its period (None: not purged by age); classes missing take
-    ``DEFAULT_DAYS``. ``call_record_max_days`` bounds an org's own call record period unless its
-    country has a bound of its own in ``call_record_max_by_country``.
+    ``DEFAULT_DAYS``. ``MEDIA`` is the call recordings' default period, ``voicemail_days`` the
+    voicemail's (both settings of their own; each item stores its deadline). ``call_record_max_days``
+    bounds an org's own call record period unless its country has a bound of its own in
+    ``call_record_max_by_country``.
     """
 
     days: Mapping[Retention, int | None] = field(default_factory=lambda: dict(DEFAULT_DAYS))
     call_record_max_days: int = 365
     call_record_max_by_country: Mapping[str, int] = field(default_factory=lambda: {"US": 7 * 365 + 2})
+    voicemail_days: int = 365
 
     def period_days(self, retention: Retention) -> int | None:
         return self.days.get(retention, DEFAULT_DAYS[retention])
@@ -157,8 +161,9 @@ def cutoff(retention: Retention, org: OrgRetention, policy: RetentionPolicy, now
 
 
 def scrub_ledger_description(description: str) -> str:
-    """A ledger line without the dialled number: ``"call to +14155550100"`` -> ``"call"``."""
-    return LEDGER_SCRUBBED_DESCRIPTION if description.startswith("call to ") else description
+    """A ledger line without the dialled number: ``"call to +14155550100"`` -> ``"call"`` (in any case, as the
+    retention run's ``lower(description) LIKE 'call to %'``)."""
+    return LEDGER_SCRUBBED_DESCRIPTION if description.lower().startswith("call to ") else description
 
 
 def policy_from_settings(settings: Any) -> RetentionPolicy:
@@ -173,4 +178,5 @@ def policy_from_settings(settings: Any) -> RetentionPolicy:
     days[Retention.PRIVACY_RECORDS] = settings.privacy_records_retention_days
     return RetentionPolicy(days=MappingProxyType(days), call_record_max_days=settings.call_record_max_days,
                            call_record_max_by_country=MappingProxyType(
-                               parse_country_bounds(settings.call_record_max_days_by_country)))
+                               parse_country_bounds(settings.call_record_max_days_by_country)),
+                           voicemail_days=settings.voicemail_retention_days)

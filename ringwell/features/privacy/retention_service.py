@@ -16,9 +16,13 @@ What it covers:
 - closed accounts: users disabled longer than the closed-account period, deleted through the
   accounts service so their files go too;
 - the ledger: entries older than its legal period (an org under hold keeps them); and dialled
-  numbers scrubbed from every entry's description (``"call to +1415…"`` -> ``"call"``);
+  numbers scrubbed from every entry's description (``"call to +1415…"`` -> ``"call"``, in any case);
 - the audit trail: ``AuditLog.purge_before`` (which keeps the hash chain verifiable);
-- privacy records: released legal holds and retention reports older than their period.
+- consent records: ``consent.purge_due`` (the rule ``ConsentService.purge`` applies too);
+- privacy records, older than their period (``privacy_records_retention_days``, at least two years):
+  data requests closed that long ago (held with the person or org they are about), incidents closed
+  that long ago with their notes (47 CFR 64.2011(d) keeps them two years at least), released legal
+  holds and retention reports.
 """
 
 from __future__ import annotations
@@ -43,10 +47,12 @@ from ringwell.features.auth.permissions import Role
 from ringwell.features.billing.models import LedgerTransaction
 from ringwell.features.cdr.models import CallRecord
 from ringwell.features.privacy import holds as legal_holds
-from ringwell.features.privacy.consent import one_year_before
+from ringwell.features.privacy.consent import purge_due as consent_purge_due
 from ringwell.features.privacy.holds import ActiveHolds, active_holds
 from ringwell.features.privacy.models_consent import ConsentRecord
 from ringwell.features.privacy.models_holds import LegalHold, RetentionRun
+from ringwell.features.privacy.models_incidents import Incident, IncidentNote
+from ringwell.features.privacy.models_requests import DataRequest
 from ringwell.features.privacy.register import Retention
 from ringwell.features.privacy.retention import (
     LEDGER_SCRUBBED_DESCRIPTION,
@@ -71,7 +77,7 @@ log = logging.getLogger(__name__)
 DATA_CLASSES = (
     "call_records", "voicemails", "recordings", "web_sessions", "email_tokens", "bindings", "webhook_attempts",
     "webhook_deliveries", "closed_accounts", "ledger_transactions", "ledger_descriptions", "audit_events",
-    "consent_records", "legal_holds", "retention_runs",
+    "consent_records", "data_requests", "incidents", "incident_notes", "legal_holds", "retention_runs",
 )
 _IN_CHUNK = 500  # ids per IN (...) list
 
@@ -166,7 +172,7 @@ class RetentionService:
         counts["ledger_transactions"], counts["ledger_descriptions"] = await self._ledger(now, holds, dry_run)
         counts["audit_events"] = await self._audit_events(now, dry_run, notes)
         counts["consent_records"] = await self._consent_records(now, dry_run)
-        counts.update(await self._privacy_records(now, dry_run))
+        counts.update(await self._privacy_records(now, holds, dry_run))
         finished = utcnow()
         report = RetentionReport(started, max(finished, started), dry_run,
                                  {name: counts[name] for name in DATA_CLASSES}, tuple(notes))
@@ -327,7 +333,8 @@ class RetentionService:
     async def _ledger(self, now: datetime, holds: ActiveHolds, dry_run: bool) -> tuple[ClassCount, ClassCount]:
         # Every entry, held or not: the amount is what the books need, the dialled number is not.
         # (Scrubbed before old entries go, so that a dry run counts the same as a real run.)
-        dialled = LedgerTransaction.description.like("call to %")
+        # lower(): LIKE is case-insensitive on SQLite only, and "Call to +1…" must go on PostgreSQL too.
+        dialled = func.lower(LedgerTransaction.description).like("call to %")
         async with self._sessions() as session, session.begin():
             if dry_run:
                 scrubbed = await self._count(session, select(func.count()).select_from(LedgerTransaction)
@@ -358,16 +365,27 @@ class RetentionService:
         return ClassCount(int(await purge(cutoff)), 0)
 
     async def _consent_records(self, now: datetime, dry_run: bool) -> ClassCount:
-        """Consent records superseded more than a year ago (ConsentService.purge's rule; kept while current)."""
-        return await self._sweep(ConsentRecord, and_(ConsentRecord.superseded_at.is_not(None),
-                                                     ConsentRecord.superseded_at < one_year_before(now)), None, dry_run)
+        """Consent records past their period: ``consent.purge_due``, ConsentService.purge's own rule."""
+        due = consent_purge_due(now, self.policy)
+        return ClassCount() if due is None else await self._sweep(ConsentRecord, due, None, dry_run)
 
-    async def _privacy_records(self, now: datetime, dry_run: bool) -> dict[str, ClassCount]:
+    async def _privacy_records(self, now: datetime, holds: ActiveHolds, dry_run: bool) -> dict[str, ClassCount]:
+        names = ("data_requests", "incidents", "incident_notes", "legal_holds", "retention_runs")
         days = self.policy.period_days(Retention.PRIVACY_RECORDS)
         if days is None:
-            return {"legal_holds": ClassCount(), "retention_runs": ClassCount()}
+            return {name: ClassCount() for name in names}
         cutoff = now - timedelta(days=days)
+        closed_incidents = and_(Incident.closed_at.is_not(None), Incident.closed_at < cutoff)
+        held_org = and_(DataRequest.org_id.is_not(None),  # NULL once the org is gone: then not held as the org's
+                        DataRequest.org_id.in_(sorted(holds.orgs))) if holds.orgs else None
         return {
+            "data_requests": await self._sweep(
+                DataRequest, and_(DataRequest.closed_at.is_not(None), DataRequest.closed_at < cutoff),
+                _held_clause(holds, None, DataRequest.user_id, extra=held_org), dry_run),
+            # The notes first (not left to ON DELETE CASCADE), so that they are counted, dry run or not.
+            "incident_notes": await self._sweep(
+                IncidentNote, IncidentNote.incident_id.in_(select(Incident.id).where(closed_incidents)), None, dry_run),
+            "incidents": await self._sweep(Incident, closed_incidents, None, dry_run),
             "legal_holds": await self._sweep(LegalHold, and_(LegalHold.released_at.is_not(None),
                                                              LegalHold.released_at < cutoff), None, dry_run),
             "retention_runs": await self._sweep(RetentionRun, RetentionRun.started_at < cutoff, None, dry_run),

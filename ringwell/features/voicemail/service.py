@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from ringwell.blobs import BlobKind, BlobStore, OpenBlob
+from ringwell.blobs import BlobKind, BlobNotFound, BlobStore, KeyDestroyed, OpenBlob
 from ringwell.features.accounts.models import Organization, User
 from ringwell.features.voicemail import repository as repo
 from ringwell.features.voicemail.errors import InvalidVoicemail, TranscriptNotReady, VoicemailNotFound
@@ -164,6 +164,32 @@ class VoicemailService:
             raise TranscriptNotReady(f"the transcript is {row.transcript_status}",
                                      {"voicemail_id": voicemail_id, "transcript_status": row.transcript_status})
         return (await self._blobs.read_all(org_id, row.transcript_blob_id)).decode("utf-8")
+
+    async def reindex(self, org_id: str) -> int:
+        """Re-hash the blind index of every transcript of the org under its current search key.
+
+        The search key derives from the org's active data key, so after that key rotates (the key
+        epoch job, ``ringwell.blobs.rotation``) the old hashes match nothing until this has run.
+        Returns how many messages were re-indexed.
+        """
+        key = await self._blobs.search_key(org_id)
+        async with self._sessions() as session:
+            rows = (await session.execute(select(Voicemail.id, Voicemail.transcript_blob_id).where(
+                Voicemail.org_id == org_id, Voicemail.transcript_status == TranscriptStatus.DONE.value,
+                Voicemail.transcript_blob_id.is_not(None)))).all()
+        done = 0
+        for voicemail_id, blob_id in rows:
+            try:
+                text = (await self._blobs.read_all(org_id, blob_id)).decode("utf-8")
+            except (BlobNotFound, KeyDestroyed):  # deleted, or its owner erased, meanwhile
+                continue
+            async with self._sessions() as session, session.begin():
+                current = await repo.get(session, org_id, voicemail_id)
+                if current is None or current.transcript_blob_id != blob_id:
+                    continue
+                await replace_terms(session, org_id, voicemail_id, hashed(key, terms_of(text)))
+            done += 1
+        return done
 
     async def set_transcript(self, org_id: str, voicemail_id: str, text: str | None) -> Voicemail:
         """Store the transcription's result (None: it failed) and its words' blind index."""

@@ -4,7 +4,8 @@ choice (``/privacy/cookies``, the cookie banner's plain form POST, which works w
 Cookies are set as ``features.privacy.cookies`` says: the choice as the essential ``rw_consent``,
 ``rw_analytics`` only after an accept (390 days, ``Secure`` over HTTPS, ``SameSite=Lax``), removed on a
 decline; with ``Sec-GPC: 1`` an accept is taken as the opt-out the browser signalled. Every answer
-is a ``ConsentRecord`` (the visitor's id, and the person when logged in).
+is a ``ConsentRecord`` (the visitor's id, and the person when logged in); the ``rw_analytics`` id is a
+separate random one that no record holds.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ringwell.features.privacy.cookies import (
     CONSENT_MAX_AGE,
     CookieChoice,
     gpc_requested,
+    new_analytics_id,
     new_visitor_id,
 )
 from ringwell.features.privacy.models_consent import Purpose, Source
@@ -164,7 +166,9 @@ async def choose_cookies(request: Request) -> Response:
     response.set_cookie(CONSENT_COOKIE, choice.value(), max_age=CONSENT_MAX_AGE, path="/", secure=secure,
                         httponly=True, samesite="lax")
     if choice.analytics:
-        response.set_cookie(ANALYTICS_COOKIE, choice.visitor_id, max_age=ANALYTICS_MAX_AGE, path="/", secure=secure,
+        # A fresh random id on every accept, never the visitor id: that one is in consent records, with the
+        # person when logged in (and a cookie set before this rule may still hold one).
+        response.set_cookie(ANALYTICS_COOKIE, new_analytics_id(), max_age=ANALYTICS_MAX_AGE, path="/", secure=secure,
                             httponly=True, samesite="lax")
     else:
         response.delete_cookie(ANALYTICS_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")

@@ -193,12 +193,13 @@ async def staff_queue(request: Request, identity: PageIdentity) -> Response:
 async def staff_enter(request: Request, identity: PageIdentity) -> Response:
     _staff(identity)
     form = await request.form()
-    values = {key: _form_value(form, key) for key in ("kind", "law", "subject_email", "identity_verified", "details")}
+    values = {key: _form_value(form, key)
+              for key in ("kind", "law", "subject_email", "org", "identity_verified", "details")}
     try:
         await requests_service(services(request)).create(
             kind=values["kind"], law=values["law"] or Law.GDPR.value, source=Source.STAFF.value,
             subject_email=values["subject_email"], identity_verified=values["identity_verified"],
-            actor=actor_of(request, identity), details=values["details"] or None)
+            actor=actor_of(request, identity), details=values["details"] or None, org=values["org"] or None)
     except DomainError as exc:
         return await _queue(request, identity, error=exc.message, form=values, status_code=exc.status)
     return _redirect(f"{QUEUE}?done=entered")
