@@ -24,6 +24,7 @@ from ringwell.features.accounts import repository as accounts_repo
 from ringwell.features.accounts.models import User
 from ringwell.features.accounts.repository import CredentialRecord
 from ringwell.features.accounts.service import AccountsService
+from ringwell.features.audit.review import review_if_due
 from ringwell.features.audit.service import AuditLog
 from ringwell.features.auth.service import AuthService
 from ringwell.features.auth.tokens import ApiKeys, SessionStore
@@ -317,6 +318,7 @@ class RingwellServer:
                                           accounts=self.accounts, audit=AuditLog(self.sessions),
                                           voicemail=self.voicemail, recordings=self.recordings)
         self.retention_job = Periodic("retention", self._run_retention, every=86400.0, first=600.0)
+        self.access_review = Periodic("access-review", self._review_access, every=86400.0, first=1200.0)
         # Key epochs (issue 8): no data key lives longer than key_epoch_days, so a deleted file's
         # backup copy stops decrypting within that time (ringwell.blobs.rotation.rotate_due).
         self.key_epochs = Periodic("key-epochs", self._rotate_key_epochs, every=EPOCH_JOB_EVERY.total_seconds(),
@@ -412,6 +414,9 @@ class RingwellServer:
 
     async def _run_retention(self) -> None:
         await self.retention.run(datetime.now(UTC))
+
+    async def _review_access(self) -> None:
+        await review_if_due(self.web.audit, datetime.now(UTC))  # who holds staff roles, every 30 days
 
     async def _purge_voicemail(self) -> None:
         purged = await self.retention.purge_voicemails(datetime.now(UTC))
@@ -545,6 +550,7 @@ class RingwellServer:
         self.voicemail_purge.start()
         self.recording_purge.start()
         self.retention_job.start()
+        self.access_review.start()
         self.key_epochs.start()
         self.transcripts.start()
         self.web.webhooks.start(ledger=self.ledger)  # with the ledger: balance.low checks
@@ -584,6 +590,7 @@ class RingwellServer:
             await self.voicemail_purge.stop()
             await self.recording_purge.stop()
             await self.retention_job.stop()
+            await self.access_review.stop()
             await self.key_epochs.stop()
             await self.transcripts.stop()
             await self.web.webhooks.stop()

@@ -81,3 +81,22 @@ async def test_the_access_review_lists_every_staff_user_and_is_recorded(web):
     (event,) = trail["items"]
     assert event["actor_user_id"] == auditor.user.id and event["details"]["staff"] == 3
     assert (await customer.api.get("/api/v1/operator/access-review")).status_code == 403
+
+
+async def test_the_server_reviews_staff_access_every_30_days(web, caplog):
+    from datetime import UTC, datetime, timedelta
+
+    from ringwell.features.audit.review import review_if_due
+
+    _operator, auditor, support = await _staff(web)
+    audit = web.services.audit
+    now = datetime.now(UTC)
+    with caplog.at_level("WARNING", logger="ringwell.features.audit.review"):
+        first = await review_if_due(audit, now)
+    assert first is not None and {s.user_id for s in first} >= {auditor.user.id, support.user.id}
+    assert f"staff user {support.user.id} (support) has no MFA" in caplog.text
+    assert await review_if_due(audit, now + timedelta(days=29)) is None  # one was done 29 days ago
+    assert await review_if_due(audit, now + timedelta(days=31)) is not None  # the next month's
+    client = await web.logged_in(auditor)
+    trail = (await client.get("/api/v1/operator/audit-events", params={"action": "audit.access_review"})).json()
+    assert len(trail["items"]) == 2 and all(e["actor_user_id"] is None for e in trail["items"])

@@ -8,8 +8,9 @@ the owners and admins of the operator organization (who hold every operator perm
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
 
@@ -18,9 +19,12 @@ from ringwell.features.audit.models import AuditEvent
 from ringwell.features.audit.service import Actor, AuditLog
 from ringwell.features.auth.permissions import Role
 
-__all__ = ["ACCESS_REVIEW_ACTION", "StaffAccess", "access_review"]
+__all__ = ["ACCESS_REVIEW_ACTION", "REVIEW_EVERY", "StaffAccess", "access_review", "review_if_due"]
+
+log = logging.getLogger(__name__)
 
 ACCESS_REVIEW_ACTION = "audit.access_review"
+REVIEW_EVERY = timedelta(days=30)  # the server reviews staff access at least this often
 _STAFF_ROLES = (Role.SUPPORT.value, Role.BILLING.value, Role.PRIVACY.value, Role.AUDITOR.value)
 _OPERATOR_ADMINS = (Role.OWNER.value, Role.ADMIN.value)
 
@@ -61,4 +65,22 @@ async def access_review(audit: AuditLog, actor: Actor) -> list[StaffAccess]:
     await audit.record(ACCESS_REVIEW_ACTION, actor, org_id=None, target_type="staff",
                        details={"staff": len(staff), "without_mfa": sum(1 for s in staff if not s.mfa),
                                 "user_ids": [s.user_id for s in staff]})
+    return staff
+
+
+async def review_if_due(audit: AuditLog, now: datetime, *, every: timedelta = REVIEW_EVERY) -> list[StaffAccess] | None:
+    """The periodic review (the server's daily job): run it as the system when the last review,
+    by anyone, is ``every`` or more before ``now``; None when one is recent. Staff without MFA
+    and disabled staff still holding a role are logged as warnings (ids only)."""
+    async with audit.sessions() as session:
+        last = (await session.execute(select(func.max(AuditEvent.at)).where(
+            AuditEvent.action == ACCESS_REVIEW_ACTION))).scalar_one_or_none()
+    if last is not None and now - last < every:
+        return None
+    staff = await access_review(audit, Actor())
+    for person in staff:
+        if not person.mfa and not person.disabled:
+            log.warning("access review: staff user %s (%s) has no MFA", person.user_id, person.role)
+        if person.disabled:
+            log.warning("access review: disabled user %s still holds the role %s", person.user_id, person.role)
     return staff
