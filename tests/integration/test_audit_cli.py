@@ -5,18 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import subprocess
-import sys
 
-RINGWELL = [sys.executable, "-m", "ringwell"]
-
-
-def run(data_dir, *args, ok=True):
-    result = subprocess.run([*RINGWELL, *args, "--data-dir", str(data_dir)], capture_output=True, text=True,
-                            timeout=60)
-    if ok:
-        assert result.returncode == 0, result.stderr
-    return result
+from tests.cli import run
 
 
 def test_verify_export_and_access_review_from_the_command_line(tmp_path):

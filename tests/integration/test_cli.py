@@ -5,23 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 from ringwell.features.accounts.service import AccountsService
 from ringwell.features.cdr.service import CallClosed, CallOpened, CdrWriter
 from ringwell.storage.base import new_id
 from ringwell.storage.engine import create_engine, session_factory
-
-RINGWELL = [sys.executable, "-m", "ringwell"]
-
-
-def run(data_dir, *args, ok=True):
-    result = subprocess.run([*RINGWELL, *args, "--data-dir", str(data_dir)], capture_output=True, text=True,
-                            timeout=60)
-    if ok:
-        assert result.returncode == 0, result.stderr
-    return result
+from tests.cli import RINGWELL, run
 
 
 def test_admin_commands(tmp_path):

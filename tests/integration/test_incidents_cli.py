@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 from ringwell.features.audit.service import Actor, AuditLog
 from ringwell.features.privacy.incidents_service import IncidentSpec, IncidentsService
 from ringwell.settings import load_settings
 from ringwell.storage.engine import create_engine, session_factory
-
-RINGWELL = [sys.executable, "-m", "ringwell"]
-
-
-def run(data_dir, *args, ok=True):
-    result = subprocess.run([*RINGWELL, *args, "--data-dir", str(data_dir)], capture_output=True, text=True,
-                            timeout=60)
-    if ok:
-        assert result.returncode == 0, result.stderr
-    return result
+from tests.cli import run
 
 
 async def _record(data_dir, *specs):

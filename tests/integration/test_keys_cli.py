@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -16,16 +14,7 @@ from ringwell.blobs.models import OrgDataKey
 from ringwell.features.accounts.models import User
 from ringwell.settings import load_settings
 from ringwell.storage.engine import create_engine, session_factory
-
-RINGWELL = [sys.executable, "-m", "ringwell"]
-
-
-def run(data_dir, *args, ok=True):
-    result = subprocess.run([*RINGWELL, *args, "--data-dir", str(data_dir)], capture_output=True, text=True,
-                            timeout=60)
-    if ok:
-        assert result.returncode == 0, result.stderr
-    return result
+from tests.cli import run
 
 
 def store_hold_music(data_dir, org_id: str) -> str:

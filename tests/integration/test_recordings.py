@@ -17,13 +17,24 @@ from ringwell.blobs import BlobKind, BlobStore, KeyRing, MasterKey
 from ringwell.blobs.models import Blob
 from ringwell.features.accounts.errors import UserNotFound
 from ringwell.features.accounts.models import Organization
+from ringwell.features.accounts.service import AccountsService
+from ringwell.features.audit.service import AuditLog
 from ringwell.features.numbers.errors import NumberNotFound
 from ringwell.features.numbers.models import PhoneNumber
+from ringwell.features.privacy.retention import RetentionPolicy
+from ringwell.features.privacy.retention_service import RetentionService
 from ringwell.features.recordings.errors import InvalidRecordingPolicy, RecordingNotFound
 from ringwell.features.recordings.models import Mode, Recording, Trigger
 from ringwell.features.recordings.service import CallParties, Decision, RecordingService, number_scope, user_scope
 from ringwell.features.voicemail.service import VoicemailService
 from ringwell.media.oggopus import CONTENT_TYPE, OggOpusWriter
+
+
+def retention(sessions, store, voicemail=None, recordings=None):
+    """The server's retention service: the one purge of expired media (legal holds honoured)."""
+    return RetentionService(sessions, policy=RetentionPolicy(), blobs=store,
+                            accounts=AccountsService(sessions, "ringwell"), audit=AuditLog(sessions),
+                            voicemail=voicemail, recordings=recordings)
 
 
 @pytest.fixture
@@ -151,7 +162,7 @@ async def test_delete_and_the_retention_purge_remove_file_and_row(recordings, st
     async with sessions() as session, session.begin():
         await session.execute(update(Recording).where(Recording.id == expired.id).values(
             retention_until=datetime.now(UTC) - timedelta(minutes=1)))
-    assert await recordings.purge_expired(datetime.now(UTC)) == 1
+    assert await retention(sessions, store, recordings=recordings).purge_recordings(datetime.now(UTC)) == 1
     assert not store.path(acme["acme"], expired.blob_id).exists()
     assert [r.id for r in await recordings.list(acme["acme"])] == [kept.id]
 

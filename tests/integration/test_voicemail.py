@@ -17,6 +17,7 @@ from ringwell.blobs.models import Blob
 from ringwell.features.voicemail.errors import InvalidVoicemail, TranscriptNotReady, VoicemailNotFound
 from ringwell.features.voicemail.models import Folder, Voicemail
 from ringwell.features.voicemail.service import VoicemailService
+from tests.integration.test_recordings import retention
 
 
 def tone(seconds: float, rate: int = 8000) -> bytes:
@@ -130,12 +131,13 @@ async def test_transcript_failure_and_tenant_scoping(voicemail, acme):
     assert await voicemail.list(acme["other"]) == []
 
 
-async def test_messages_past_their_retention_are_purged_with_their_files(voicemail, store, acme, changes):
+async def test_messages_past_their_retention_are_purged_with_their_files(voicemail, store, acme, changes, sessions):
     message = await voicemail.deposit(acme["acme"], acme["alice"], "101", None, tone(1.0))
     assert message is not None
-    assert await voicemail.purge_expired(datetime.now(UTC) + timedelta(days=29)) == 0
+    purge = retention(sessions, store, voicemail=voicemail).purge_voicemails
+    assert await purge(datetime.now(UTC) + timedelta(days=29)) == 0
     changes.clear()
-    assert await voicemail.purge_expired(datetime.now(UTC) + timedelta(days=31)) == 1
+    assert await purge(datetime.now(UTC) + timedelta(days=31)) == 1
     assert changes == [acme["alice"]]
     assert not store.path(acme["acme"], message.audio_blob_id).exists()
     assert await voicemail.list(acme["acme"]) == []

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -303,17 +302,3 @@ class RecordingService:
             raise RecordingNotFound("no such recording", {"recording_id": recording_id})
         log.info("recording %s of call %s deleted", recording_id, row.call_record_id)
         return row
-
-    async def purge_expired(self, now: datetime, *, batch: int = 500) -> int:
-        """Delete every recording whose retention deadline has passed (file, then row)."""
-        async with self._sessions() as session:
-            due = (await session.execute(select(Recording.org_id, Recording.id).where(
-                Recording.retention_until <= now).order_by(Recording.retention_until).limit(batch))).all()
-        purged = 0
-        for org_id, recording_id in due:
-            with contextlib.suppress(RecordingNotFound):
-                await self.delete(org_id, recording_id)
-                purged += 1
-        if purged:
-            log.info("purged %d recording(s) past their retention", purged)
-        return purged

@@ -263,19 +263,3 @@ class VoicemailService:
         async with self._sessions() as session:
             rows: Sequence[Voicemail] = (await session.execute(query)).scalars().all()
         return rows
-
-    async def purge_expired(self, now: datetime, *, batch: int = 500) -> int:
-        """Delete every message (files, then row) whose retention deadline has passed. Returns how many."""
-        async with self._sessions() as session:
-            due = (await session.execute(select(Voicemail.org_id, Voicemail.id).where(
-                Voicemail.retention_until <= now).order_by(Voicemail.retention_until).limit(batch))).all()
-        purged = 0
-        for org_id, voicemail_id in due:
-            try:
-                await self.delete(org_id, voicemail_id)
-            except VoicemailNotFound:  # deleted meanwhile
-                continue
-            purged += 1
-        if purged:
-            log.info("purged %d voicemail(s) past their retention", purged)
-        return purged
