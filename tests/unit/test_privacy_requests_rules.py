@@ -16,6 +16,8 @@ from ringwell.features.privacy.requests import (
     is_overdue,
     law_deadline,
     one_month_after,
+    receipt_lines,
+    receipt_text,
 )
 
 
@@ -82,3 +84,19 @@ def test_portal_requests_need_mfa_and_a_login_of_the_last_ten_minutes():
     assert gate(authenticated_at=now - timedelta(minutes=11), mfa_enabled=True, mfa_pending=False,
                 now=now) is Gate.STALE
     assert gate(authenticated_at=None, mfa_enabled=True, mfa_pending=False, now=now) is Gate.STALE
+
+
+def test_a_receipt_reads_one_line_per_table_and_reason():
+    receipts = [{"deleted": {"voicemails": 2, "users": 1}, "anonymised": {"call_records": 3}, "files_deleted": 4,
+                 "kept": [{"table": "call_records", "column": "started_at", "why": "the org's books",
+                           "until": "2027-12-07T10:00:00+00:00"},
+                          {"table": "call_records", "column": "charge_minor", "why": "the org's books",
+                           "until": "2027-12-07T10:00:00+00:00"},
+                          {"table": "phone_numbers", "column": "e164", "why": "the org's number", "until": None}]}]
+    assert receipt_lines(receipts) == [
+        ("call_records (charge_minor, started_at)", "the org's books", "until 2027-12-07"),
+        ("phone_numbers (e164)", "the org's number", "while your organization has its account")]
+    text = receipt_text(receipts)
+    assert "Deleted: 3 records and 4 files" in text and "Anonymised: 3 records" in text
+    assert "- call_records (charge_minor, started_at): the org's books (until 2027-12-07)" in text
+    assert "- nothing" in receipt_text([{"deleted": {}, "anonymised": {}, "files_deleted": 0, "kept": []}])

@@ -116,7 +116,15 @@ async def test_restriction_applies_at_once_and_deletion_needs_the_word(web):
         time.time() + 300, 1000, "call-1", 1, "Yealink T54W", Source("udp", "192.0.2.7", 5062))])
     assert web.services.registrar.lookup(cred.credential_id, time.time())
     deleted = await browser.post("/privacy/me/requests", data={"kind": "deletion", "confirm": "DELETE"})
-    assert deleted.status_code == 303 and deleted.headers["location"] == "/login?flash=deleted"
+    # the receipt is given at once (the person has no account left to read it from) and by email
+    assert deleted.status_code == 200 and 'data-testid="receipt-kept"' in deleted.text
+    assert "audit_events" in deleted.text and "until 20" in deleted.text  # what was kept, and until when
+    assert f"sent to {person.email}" in deleted.text
+    assert (await browser.get("/privacy/me")).status_code in (302, 303)  # logged out
+    mails = [p.read_text() for p in (web.services.settings.data_dir / "outbox").glob("*.eml")]
+    (receipt_mail,) = [m for m in mails if "Your data was deleted" in m]
+    assert f"To: {person.email}" in receipt_mail and "Kept, why, and until when:" in receipt_mail
+    assert "- audit_events (" in receipt_mail
     assert web.services.registrar.lookup(cred.credential_id, time.time()) == []
     async with web.services.sessions() as session:
         assert await session.get(User, person.user.id) is None

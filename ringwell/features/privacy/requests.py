@@ -16,8 +16,10 @@ A missing transition is the error (:class:`InvalidTransition` from the service).
 from __future__ import annotations
 
 import calendar
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 __all__ = [
     "FRESH_LOGIN",
@@ -34,6 +36,8 @@ __all__ = [
     "is_overdue",
     "law_deadline",
     "one_month_after",
+    "receipt_lines",
+    "receipt_text",
 ]
 
 POLICY_DAYS = 30  # the privacy policy's promise: no request waits longer
@@ -121,3 +125,31 @@ def gate(*, authenticated_at: datetime | None, mfa_enabled: bool, mfa_pending: b
     if mfa_pending or authenticated_at is None or now - authenticated_at > window or authenticated_at > now:
         return Gate.STALE
     return Gate.OK
+
+
+def receipt_lines(receipts: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """What a deletion kept, from its receipts (``Receipt.as_dict`` of each account), one line per
+    table and reason: (what — the table and its kept columns, why, until when). Columns kept for
+    the same reason until the same day are one line: that is how a person reads it."""
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for receipt in receipts:
+        for kept in receipt.get("kept") or ():
+            until = kept.get("until")
+            day = f"until {str(until)[:10]}" if until else "while your organization has its account"
+            grouped.setdefault((str(kept["table"]), str(kept["why"]), day), []).append(str(kept["column"]))
+    return [(f"{table} ({', '.join(sorted(set(columns)))})", why, day)
+            for (table, why, day), columns in sorted(grouped.items())]
+
+
+def receipt_text(receipts: Sequence[Mapping[str, Any]]) -> str:
+    """The receipt as the plain-text email the person gets."""
+    deleted = sum(sum((r.get("deleted") or {}).values()) for r in receipts)
+    anonymised = sum(sum((r.get("anonymised") or {}).values()) for r in receipts)
+    files = sum(int(r.get("files_deleted") or 0) for r in receipts)
+    out = ["Your account and data were deleted.", "",
+           f"Deleted: {deleted} records and {files} files (voicemail, recordings, greetings); their encryption "
+           "keys were destroyed, so copies in backups cannot be read.",
+           f"Anonymised: {anonymised} records your organization keeps for its books (who was on a call is removed).",
+           "", "Kept, why, and until when:"]
+    out += [f"- {what}: {why} ({until})" for what, why, until in receipt_lines(receipts)] or ["- nothing"]
+    return "\n".join(out) + "\n"

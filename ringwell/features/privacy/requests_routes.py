@@ -65,7 +65,8 @@ def requests_service(web: WebServices) -> RequestsService:
         from ringwell.features.privacy.catalog import REGISTER  # noqa: PLC0415 - assembled at first use
 
         web.privacy_requests = RequestsService(web.sessions, web.audit, web.accounts,
-                                               blob_store(web.settings, web.sessions), REGISTER, eraser=web.erasure)
+                                               blob_store(web.settings, web.sessions), REGISTER, eraser=web.erasure,
+                                               mailer=web.mailer)
     return web.privacy_requests
 
 

@@ -27,6 +27,7 @@ Carrying out:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -46,16 +47,28 @@ from ringwell.features.audit.service import Actor, AuditLog
 from ringwell.features.privacy.export import ExportSummary, PersonExport, Progress, Subject
 from ringwell.features.privacy.models_requests import DataRequest
 from ringwell.features.privacy.register import Register
-from ringwell.features.privacy.requests import Kind, Law, Source, Status, can_move, due_date, is_overdue
+from ringwell.features.privacy.requests import (
+    Kind,
+    Law,
+    Source,
+    Status,
+    can_move,
+    due_date,
+    is_overdue,
+    receipt_text,
+)
 from ringwell.features.privacy.requests_errors import (
     ErasureUnavailable,
     InvalidRequest,
     InvalidTransition,
     RequestNotFound,
 )
+from ringwell.mail import Mailer, MailError
 from ringwell.storage.base import utcnow
 
 __all__ = ["PORTAL_VERIFICATION", "Correction", "Eraser", "Match", "QueueItem", "RequestsService", "find_subjects"]
+
+log = logging.getLogger(__name__)
 
 PORTAL_VERIFICATION = "portal login + MFA"
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -167,8 +180,10 @@ def _jsonable(value: Any) -> Any:
 
 class RequestsService:
     def __init__(self, sessions: async_sessionmaker[Any], audit: AuditLog, accounts: AccountsService,
-                 blobs: BlobStore, register: Register, *, eraser: Eraser | None = None) -> None:
+                 blobs: BlobStore, register: Register, *, eraser: Eraser | None = None,
+                 mailer: Mailer | None = None) -> None:
         self._sessions = sessions
+        self._mailer = mailer  # the deletion receipt goes to the request's address
         self._audit = audit
         self._accounts = accounts
         self._blobs = blobs
@@ -445,6 +460,19 @@ class RequestsService:
                 raise
             receipts.append(receipt)
             await self.note(row.id, {"receipts": receipts})
-        return await self.transition(row.id, Status.DONE.value, actor=actor,
+        done = await self.transition(row.id, Status.DONE.value, actor=actor,
                                      outcome={"receipts": receipts, "failed": None, "waiting": None,
                                               "error_id": None})
+        return await self._send_receipt(done, receipts)
+
+    async def _send_receipt(self, row: DataRequest, receipts: list[Any]) -> DataRequest:
+        """Email the receipt to the address the request came from; whether it went is noted on the
+        request (a mail failure does not undo an erasure: staff see it and send it again)."""
+        if self._mailer is None:
+            return row
+        try:
+            await self._mailer.send(row.subject_email, "Your data was deleted: your receipt", receipt_text(receipts))
+        except MailError as exc:
+            log.warning("the receipt of privacy request %s was not sent: %s", row.id, exc)
+            return await self.note(row.id, {"receipt_emailed": False})
+        return await self.note(row.id, {"receipt_emailed": True})

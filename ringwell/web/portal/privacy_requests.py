@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from ringwell.errors import DomainError
 from ringwell.features.auth.errors import PermissionDenied
 from ringwell.features.auth.tokens import Identity
-from ringwell.features.privacy.requests import FRESH_LOGIN, Gate, Kind, Law, Source, Status
+from ringwell.features.privacy.requests import FRESH_LOGIN, Gate, Kind, Law, Source, Status, receipt_lines
 from ringwell.features.privacy.requests_routes import (
     DELETE_CONFIRMATION,
     PERMISSION,
@@ -139,8 +139,13 @@ async def make_request(request: Request, identity: PageIdentity) -> Response:
     except DomainError as exc:
         return await _mine(request, identity, error=exc.message, status_code=exc.status)
     if row.kind == Kind.DELETION.value and row.status == Status.DONE.value:
-        response = _redirect("/login?flash=deleted")
-        clear_session_cookie(response)  # the account is gone, and its sessions with it
+        # The receipt, now: after this response the person has no account to read it from.
+        request.state.identity = None  # the account is gone: the page is rendered as for nobody
+        outcome = row.outcome or {}
+        response = show(request, "privacy/receipt.html", {
+            "kept": receipt_lines(outcome.get("receipts") or []), "emailed": bool(outcome.get("receipt_emailed")),
+            "address": row.subject_email})
+        clear_session_cookie(response)  # its sessions went with it
         return response
     if row.kind in (Kind.ACCESS.value, Kind.EXPORT.value):
         return _redirect(f"{HOME}?done=export")
