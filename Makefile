@@ -23,7 +23,7 @@ peers:
 
 ## test: install what the tests need and run the whole suite
 test: .venv/.test peers
-	$(BIN)/pytest -p no:cacheprovider --durations=20 -n 2 --dist loadgroup
+	$(BIN)/pytest -p no:cacheprovider --durations=20 -n 2
 
 ## check: lint and type-check
 check: .venv/.test

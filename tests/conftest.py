@@ -87,15 +87,19 @@ async def db_url(request, tmp_path, tmp_path_factory) -> AsyncIterator[str]:
         await admin.dispose()
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Groups for pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers).
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """How ``make test``'s two pytest-xdist workers share the tests (decision 0017).
 
     A test file's tests stay on one worker, so a module-scoped fixture starts its peers once; the
     interop tests, which drive real phones and browsers in real time, all run on one worker, one
-    after the other, while the other worker takes the rest.
+    after the other, while the other worker takes the rest. (xdist's own ``loadgroup`` cannot do
+    this under pytest 9.2: it renames items through ``_nodeid``, which pytest no longer reads.)
     """
-    for item in items:
-        path = Path(item.path)
-        group = "interop" if "interop" in path.parts else "-".join(path.parts[-2:])
-        item.add_marker(pytest.mark.xdist_group(group))
+    from xdist.scheduler import LoadScopeScheduling  # only when xdist distributes
+
+    class ByFileInteropTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "tests/interop" if path.startswith("tests/interop/") else path
+
+    return ByFileInteropTogether(config, log)
