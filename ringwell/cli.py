@@ -1207,6 +1207,8 @@ def _parser() -> argparse.ArgumentParser:
     export_cli.add_commands(admin, common)
     from ringwell.blobs import keys_cli  # noqa: PLC0415 - data key rotation (issue 8)
     keys_cli.add_commands(admin, common)
+    from ringwell.features.privacy import closure_cli  # noqa: PLC0415 - closing an organization (issue 8)
+    closure_cli.add_commands(admin, common)
     from ringwell.features.privacy import incidents_cli  # noqa: PLC0415 - the breach register (issue 8)
     incidents_cli.add_commands(admin, common)
     return parser

@@ -36,6 +36,7 @@ from ringwell.features.fraud.counters import CallCounters
 from ringwell.features.fraud.service import FraudService
 from ringwell.features.numbers.service import NumbersService
 from ringwell.features.outbound.service import OrgProfile, OutboundService
+from ringwell.features.privacy.closure import ClosureService
 from ringwell.features.privacy.consent import ConsentService, recording_announced
 from ringwell.features.privacy.erasure import ErasureService
 from ringwell.features.privacy.retention import policy_from_settings
@@ -310,13 +311,20 @@ class RingwellServer:
         self.web.recordings = self.recordings
         self.web.live_recordings = self.calls.recordings
         self.web.erasure = self.erasure  # privacy deletion requests: the SIP side forgets the person's logins
+        # Closing an organization (operator API), and its purge 90 days later (the retention run).
+        self.closure = ClosureService(self.sessions, self.blobs, self.erasure, audit=AuditLog(self.sessions),
+                                      retention_days=settings.closed_account_retention_days,
+                                      quarantine_days=settings.number_quarantine_days)
+        self.closure.credentials_changed = self._credentials_changed
+        self.closure.api_keys_changed = self.web.api_keys.forget
+        self.web.closure = self.closure
         self.webphone_purge = Periodic("webphone-purge", self._purge_webphone, every=3600.0, first=60.0)
         # The daily retention run (issue 8): everything past its period, except what a legal hold keeps.
         # Voicemail and recordings are also purged hourly (within the hour of their deadline), through
         # the same service so that legal holds are honoured there too.
         self.retention = RetentionService(self.sessions, policy=policy_from_settings(settings), blobs=self.blobs,
                                           accounts=self.accounts, audit=AuditLog(self.sessions),
-                                          voicemail=self.voicemail, recordings=self.recordings)
+                                          voicemail=self.voicemail, recordings=self.recordings, closure=self.closure)
         self.retention_job = Periodic("retention", self._run_retention, every=86400.0, first=600.0)
         self.access_review = Periodic("access-review", self._review_access, every=86400.0, first=1200.0)
         # Key epochs (issue 8): no data key lives longer than key_epoch_days, so a deleted file's

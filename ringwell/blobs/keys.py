@@ -331,6 +331,11 @@ class KeyRing:
         log.warning("destroyed %d data key(s) of org %s: its encrypted blobs are unreadable", count, org_id)
         return count
 
+    def forget_org(self, org_id: str) -> None:
+        """Drop every unwrapped key of ``org_id`` from this ring's cache, once their destruction committed
+        in a transaction of the caller's (the purge of a closed organization)."""
+        self._forget(lambda k: k.org_id == org_id)
+
     def forget_person(self, org_id: str, user_id: str) -> None:
         """Drop the person's unwrapped keys from this ring's cache, once their destruction committed
         in a transaction of the caller's (the erasure destroys them together with the person's rows)."""

@@ -20,6 +20,7 @@ from ringwell.features.auth import routes as auth_routes
 from ringwell.features.billing import routes as billing_routes
 from ringwell.features.cdr import routes as cdr_routes
 from ringwell.features.numbers import routes as numbers_routes
+from ringwell.features.privacy import closure_routes as privacy_closure_routes
 from ringwell.features.privacy import consent_routes as privacy_consent_routes
 from ringwell.features.privacy import incidents_routes as privacy_incidents_routes
 from ringwell.features.privacy import register_routes as privacy_register_routes
@@ -60,7 +61,7 @@ _HERE = Path(__file__).parent
 _API = [accounts_routes, auth_routes, numbers_routes, billing_routes, rating_routes, cdr_routes, trunks_routes,
         webhooks_routes, audit_routes, webphone_routes, voicemail_routes, mailbox_routes,
         recordings_routes, privacy_consent_routes, privacy_register_routes, privacy_retention_routes,
-        privacy_incidents_routes, privacy_requests_routes]
+        privacy_incidents_routes, privacy_requests_routes, privacy_closure_routes]
 _PORTAL = [portal_auth, portal_settings, portal_dashboard, portal_calls, portal_numbers, portal_users,
            portal_billing, portal_operator, portal_webhooks, portal_phone,
            portal_voicemail, portal_mailbox, portal_consent, portal_privacy_notice,

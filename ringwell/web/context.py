@@ -21,6 +21,7 @@ from ringwell.settings import Settings
 if TYPE_CHECKING:
     from ringwell.features.auth.service import AuthService
     from ringwell.features.billing.payments import StripeProvider
+    from ringwell.features.privacy.closure import ClosureService
     from ringwell.features.privacy.erasure import ErasureService
     from ringwell.features.privacy.requests_service import RequestsService
     from ringwell.features.recordings.service import RecordingService
@@ -59,3 +60,4 @@ class WebServices:
     privacy_requests: RequestsService | None = None  # composed on first use by the privacy request routes
     # The server's ErasureService (its credentials_changed hook tells the SIP side): privacy deletions use it.
     erasure: ErasureService | None = None
+    closure: ClosureService | None = None  # closing organizations; composed on first use when unset

@@ -64,6 +64,8 @@ NEGATIVE_CHECKS = [*POSITIVE_CHECKS, negative_data_rejection]
 REQUEST_TIMEOUT = 30.0
 # Query parameters that must make sense, not just fit the schema, for a request to find something.
 REAL_QUERY: dict[str, dict[str, str]] = {"/api/v1/orgs/{org_id}/rates": {"number": "+14155550123"}}
+# Operations aimed at an org of their own: closing the org the requests come from would end the run.
+SPARE_ORG = {"/api/v1/operator/orgs/{org_id}/close", "/api/v1/operator/orgs/{org_id}/reopen"}
 
 
 class LoopThread:
@@ -165,6 +167,7 @@ def fuzz(tmp_path_factory) -> Iterator[Fuzz]:
         values["key_id"] = loop.run(_spare_key_id(env, victim, victim.tenant.api_key))
         values["org_id"] = victim.ids["org_id"]
         values["incident_id"] = loop.run(_seed_incident(env))
+        values["spare_org_id"] = loop.run(env.org(f"Spare {secrets.token_hex(3)}")).id
         fuzz = Fuzz(loop, env, victim, victim.tenant.api, operator_client, values)
         client = env.client()
         fuzz.spec = loop.run(client.get("/api/v1/openapi.json")).json()
@@ -181,6 +184,8 @@ def _strategies(fuzz: Fuzz, operation: Any) -> list[tuple[str, st.SearchStrategy
     names = [p.name for p in operation.path_parameters]
     real = {name: fuzz.path_values[name] for name in names if name in fuzz.path_values}
     org = {"org_id": fuzz.path_values["org_id"]} if "org_id" in names else {}
+    if operation.path in SPARE_ORG:
+        real = org = {"org_id": fuzz.path_values["spare_org_id"]}
     query = dict(REAL_QUERY.get(operation.path, {}))
     out = [("valid, real ids", operation.as_strategy(GenerationMode.POSITIVE, path_parameters=real or None,
                                                      query=query or None), POSITIVE_CHECKS)]

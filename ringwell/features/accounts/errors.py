@@ -10,6 +10,7 @@ __all__ = [
     "InvalidAccountData",
     "InvalidCursor",
     "LastOwner",
+    "OrganizationClosed",
     "OrganizationNotFound",
     "RoleNotAllowed",
     "SipUsernameTaken",
@@ -19,6 +20,12 @@ __all__ = [
 
 class OrganizationNotFound(NotFound):
     error_id = "organization_not_found"
+
+
+class OrganizationClosed(Conflict):
+    """The organization is closed (``organizations.closed_at``): nothing new is added to it."""
+
+    error_id = "organization_closed"
 
 
 class UserNotFound(NotFound):

@@ -40,6 +40,11 @@ class Organization(Base):
     call_record_retention_days: Mapped[int | None]
     low_balance_alerted_at: Mapped[datetime | None]  # set when fired; cleared when the balance recovers
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Closing (ringwell.features.privacy.closure): its users disabled, numbers released, keys revoked;
+    # closed_account_retention_days later its data is purged (purged_at) and its name anonymised. The
+    # row and the ledger stay for the ledger's legal period.
+    closed_at: Mapped[datetime | None]
+    purged_at: Mapped[datetime | None]
 
 
 class User(Base):

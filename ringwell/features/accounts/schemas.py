@@ -197,6 +197,8 @@ class OperatorOrgOut(BaseModel):
     user_count: int
     balance_minor: int
     available_minor: int = Field(description="balance minus credit reserved by calls in progress")
+    closed_at: datetime | None = Field(None, description="when the organization was closed (empty: open)")
+    purged_at: datetime | None = Field(None, description="when the closed organization's data was deleted")
 
     @classmethod
     def of(cls, summary: OrgSummary, balance: Balance) -> OperatorOrgOut:
@@ -204,7 +206,7 @@ class OperatorOrgOut(BaseModel):
         return cls(id=org.id, name=org.name, kind="operator" if org.kind == "operator" else "customer",
                    country=org.country, currency=org.currency, created_at=org.created_at,
                    user_count=summary.user_count, balance_minor=balance.balance_minor,
-                   available_minor=balance.available_minor)
+                   available_minor=balance.available_minor, closed_at=org.closed_at, purged_at=org.purged_at)
 
 
 class OperatorOrgPage(BaseModel):

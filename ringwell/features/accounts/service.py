@@ -24,6 +24,7 @@ from ringwell.features.accounts.errors import (
     DuplicateName,
     InvalidAccountData,
     LastOwner,
+    OrganizationClosed,
     OrganizationNotFound,
     RoleNotAllowed,
     SipUsernameTaken,
@@ -235,6 +236,8 @@ class AccountsService:
         return created
 
     async def _add_user(self, session: AsyncSession, org: Organization, spec: UserSpec) -> NewUser:
+        if org.closed_at is not None:
+            raise OrganizationClosed(f"{org.name} is closed: no user can be added", {"org_id": org.id})
         email = spec.email.strip().lower()
         extension = spec.extension.strip()
         if not _EMAIL_RE.fullmatch(email):

@@ -52,6 +52,7 @@ ORG_PERMISSIONS: frozenset[str] = frozenset({
 # What only the operator's staff can do (the operator console).
 OPERATOR_PERMISSIONS: frozenset[str] = frozenset({
     "operator.orgs.read",
+    "operator.orgs.close",  # close an organization (its data goes 90 days later) or reopen it before
     "operator.trunks.manage",
     "operator.ratedecks.manage",
     "operator.numbers.manage",
@@ -75,7 +76,7 @@ _ROLES: dict[Role, frozenset[str]] = {
     # Staff read what their job needs, in any org; what they read of an org is audited.
     Role.SUPPORT: frozenset({"operator.orgs.read", "org.read", "users.read", "registrations.read", "numbers.read",
                              "calls.read", "rates.read", "operator.numbers.manage"}),
-    Role.BILLING: frozenset({"operator.orgs.read", "org.read", "billing.read", "rates.read",
+    Role.BILLING: frozenset({"operator.orgs.read", "operator.orgs.close", "org.read", "billing.read", "rates.read",
                              "operator.billing.adjust", "operator.ratedecks.manage", "operator.trunks.manage",
                              "operator.numbers.manage"}),
     Role.PRIVACY: frozenset({"operator.orgs.read", "org.read", "users.read", "calls.read", "calls.export",

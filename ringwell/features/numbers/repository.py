@@ -307,6 +307,11 @@ async def org_country_currency(session: AsyncSession, org_id: str) -> tuple[str,
     return None if row is None else (row[0], row[1])
 
 
+async def org_closed(session: AsyncSession, org_id: str) -> bool:
+    closed = (await session.execute(select(Organization.closed_at).where(Organization.id == org_id))).scalar()
+    return closed is not None
+
+
 async def user_in_org(session: AsyncSession, org_id: str, *, user_id: str | None = None,
                       extension: str | None = None) -> User | None:
     query = select(User).where(User.org_id == org_id)

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ringwell.features.accounts.errors import OrganizationNotFound, UserNotFound
+from ringwell.features.accounts.errors import OrganizationClosed, OrganizationNotFound, UserNotFound
 from ringwell.features.accounts.service import AuditHook
 from ringwell.features.billing import money
 from ringwell.features.billing.errors import InvalidBillingData
@@ -378,6 +378,8 @@ class NumbersService:
             org = await repo.org_country_currency(session, org_id)
             if org is None:
                 raise OrganizationNotFound(f"no organization {org_id}")
+            if await repo.org_closed(session, org_id):
+                raise OrganizationClosed("the organization is closed: it cannot rent numbers", {"org_id": org_id})
             country, currency = org
             normalized = normalize(e164, country)
             number = await repo.number_by_e164(session, normalized)

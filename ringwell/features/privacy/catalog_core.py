@@ -57,7 +57,8 @@ _org = _Row(Category.ACCOUNT, Basis.CONTRACT, Retention.ACCOUNT)
 ORGANIZATIONS = Table("organizations", "a customer organisation (for a sole trader its name may be a person's)",
                       "the organisation", (
     _org.n("id", _ID),
-    _org.p("name", "the customer's name, shown in the portal and on statements"),
+    _org.p("name", "the customer's name, shown in the portal and on statements; replaced by "
+           "\"closed organization <id>\" when its data is deleted after closure", erasure=Erasure.ANONYMISE),
     _org.p("country", "where the customer is based: decides tax, the applicable law and retention limits"),
     _org.n("currency", "the currency the organisation is billed in"),
     _org.n("kind", "customer or the operator's own organisation"),

@@ -54,5 +54,11 @@ EXTRA_COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("call_record_retention_days", Category.NOT_PERSONAL,
                "how long the organisation keeps its call records (within the operator's bound for its country)",
                Basis.CONTRACT, Retention.CONFIGURATION, False, Erasure.NONE),
+        Column("closed_at", Category.NOT_PERSONAL,
+               "when the organisation was closed: its data is deleted the account-data period later",
+               Basis.CONTRACT, Retention.LEDGER, False, Erasure.NONE),
+        Column("purged_at", Category.NOT_PERSONAL,
+               "when the closed organisation's data was deleted (its ledger stays for the legal period)",
+               Basis.LEGAL_OBLIGATION, Retention.LEDGER, False, Erasure.NONE),
     ),
 }

@@ -235,7 +235,7 @@ class ErasureService:
             else:
                 await self._audit.record(ACTION, actor, org_id=org_id, target_type="user", target_id=user_id,
                                          reason=reason, session=session, details=details)
-        await self._compact()
+        await self.compact()
         if self.credentials_changed is not None:
             for credential_id, username in credentials:
                 self.credentials_changed(credential_id, username)
@@ -255,9 +255,9 @@ class ErasureService:
                     user_id, org_id, sum(deleted.values()), sum(anonymised.values()), files_deleted, keys)
         return receipt
 
-    async def _compact(self) -> None:
+    async def compact(self) -> None:
         """SQLite: move the write-ahead log into the database and truncate it, so the old versions of
-        the pages the erasure changed do not linger in the ``-wal`` file (the database itself runs
+        the pages a deletion changed do not linger in the ``-wal`` file (the database itself runs
         with ``secure_delete``, which zeroes what is deleted)."""
         async with self._sessions() as session:
             if session.get_bind().dialect.name == "sqlite":

@@ -13,8 +13,12 @@ What it covers:
   first, then the row (the slices' own ``delete``); held by org, mailbox owner, caller or callee;
 - usage: expired web sessions, email tokens and registrations; webhook deliveries and attempts
   older than the usage period;
-- closed accounts: users disabled longer than the closed-account period, deleted through the
-  accounts service so their files go too;
+- closed organizations: the closed-account period after an org was closed, its people erased
+  and its data deleted, its keys destroyed (``ClosureService.purge``); held whole when a hold
+  covers the org or anyone in it. The org row itself (name anonymised) and its ledger stay for
+  the ledger period, then the row goes once its ledger is empty (``organizations``);
+- closed accounts: users disabled longer than the closed-account period (in orgs that are open),
+  deleted through the accounts service so their files go too;
 - the ledger: entries older than its legal period (an org under hold keeps them); and dialled
   numbers scrubbed from every entry's description (``"call to +1415…"`` -> ``"call"``, in any case);
 - the audit trail: ``AuditLog.purge_before`` (which keeps the hash chain verifiable);
@@ -47,7 +51,9 @@ from ringwell.features.auth.permissions import Role
 from ringwell.features.billing.models import LedgerTransaction
 from ringwell.features.cdr.models import CallRecord
 from ringwell.features.privacy import holds as legal_holds
+from ringwell.features.privacy.closure import ClosureService
 from ringwell.features.privacy.consent import purge_due as consent_purge_due
+from ringwell.features.privacy.erasure import ErasureService
 from ringwell.features.privacy.holds import ActiveHolds, active_holds
 from ringwell.features.privacy.models_consent import ConsentRecord
 from ringwell.features.privacy.models_holds import LegalHold, RetentionRun
@@ -76,8 +82,9 @@ log = logging.getLogger(__name__)
 
 DATA_CLASSES = (
     "call_records", "voicemails", "recordings", "web_sessions", "email_tokens", "bindings", "webhook_attempts",
-    "webhook_deliveries", "closed_accounts", "ledger_transactions", "ledger_descriptions", "audit_events",
-    "consent_records", "data_requests", "incidents", "incident_notes", "legal_holds", "retention_runs",
+    "webhook_deliveries", "closed_organizations", "closed_accounts", "ledger_transactions", "organizations",
+    "ledger_descriptions", "audit_events", "consent_records", "data_requests", "incidents", "incident_notes",
+    "legal_holds", "retention_runs",
 )
 _IN_CHUNK = 500  # ids per IN (...) list
 
@@ -138,11 +145,15 @@ class RetentionService:
 
     def __init__(self, sessions: async_sessionmaker[Any], *, policy: RetentionPolicy, blobs: BlobStore,
                  accounts: AccountsService, audit: AuditLog, voicemail: VoicemailService | None = None,
-                 recordings: RecordingService | None = None, batch: int = 500) -> None:
+                 recordings: RecordingService | None = None, closure: ClosureService | None = None,
+                 batch: int = 500) -> None:
         self._sessions = sessions
         self.policy = policy
         self._accounts = accounts
         self._audit = audit
+        self._closure = closure or ClosureService(
+            sessions, blobs, ErasureService(sessions, blobs, audit=audit, policy=policy), audit=audit,
+            retention_days=policy.period_days(Retention.ACCOUNT))
         self._voicemail = voicemail or VoicemailService(sessions, blobs)
         self._recordings = recordings or RecordingService(sessions, blobs)
         self._batch = batch
@@ -168,8 +179,10 @@ class RetentionService:
         counts["voicemails"] = await self._voicemails(now, holds, dry_run)
         counts["recordings"] = await self._recordings_due(now, holds, dry_run)
         counts.update(await self._usage(now, holds, dry_run))
+        counts["closed_organizations"] = await self._closed_orgs(now, dry_run, notes)
         counts["closed_accounts"] = await self._closed_accounts(now, holds, dry_run, notes)
         counts["ledger_transactions"], counts["ledger_descriptions"] = await self._ledger(now, holds, dry_run)
+        counts["organizations"] = await self._org_rows(now, holds, dry_run)
         counts["audit_events"] = await self._audit_events(now, dry_run, notes)
         counts["consent_records"] = await self._consent_records(now, dry_run)
         counts.update(await self._privacy_records(now, holds, dry_run))
@@ -301,7 +314,9 @@ class RetentionService:
         days = self.policy.period_days(Retention.ACCOUNT)
         if days is None:
             return ClassCount()
-        due = and_(User.disabled_at.is_not(None), User.disabled_at < now - timedelta(days=days))
+        closed_orgs = select(Organization.id).where(Organization.closed_at.is_not(None))
+        due = and_(User.disabled_at.is_not(None), User.disabled_at < now - timedelta(days=days),
+                   User.org_id.not_in(closed_orgs))  # a closed org's people go with it (closed_organizations)
         async with self._sessions() as session:
             rows = (await session.execute(select(User.org_id, User.id).where(due).order_by(User.disabled_at))).all()
         kept = [row for row in rows if holds.covers(row[0], row[1])]
@@ -319,6 +334,34 @@ class RetentionService:
                 continue
             purged += 1
         return ClassCount(purged, len(kept))
+
+    async def _closed_orgs(self, now: datetime, dry_run: bool, notes: list[str]) -> ClassCount:
+        """Closed orgs past the closed-account period: purged one by one (each person erased, then the rest)."""
+        due = await self._closure.due(now)
+        held = sum(1 for _, is_held in due if is_held)
+        free = [org_id for org_id, is_held in due if not is_held]
+        if dry_run:
+            return ClassCount(len(free), held)
+        purged = 0
+        for org_id in free:
+            try:
+                await self._closure.purge(org_id)
+            except DomainError as exc:  # a hold placed meanwhile, a user added meanwhile: the next run
+                notes.append(f"closed organization {org_id} kept: {exc.message}")
+                log.warning("retention: closed organization %s kept: %s", org_id, exc.message)
+                continue
+            purged += 1
+        return ClassCount(purged, held)
+
+    async def _org_rows(self, now: datetime, holds: ActiveHolds, dry_run: bool) -> ClassCount:
+        """The row of an org purged after its closure, once the ledger period has passed since the
+        closure and its ledger has no entry left (its ledger accounts and payments go with it)."""
+        days = self.policy.period_days(Retention.LEDGER)
+        if days is None:
+            return ClassCount()
+        due = and_(Organization.purged_at.is_not(None), Organization.closed_at < now - timedelta(days=days),
+                   ~select(LedgerTransaction.id).where(LedgerTransaction.org_id == Organization.id).exists())
+        return await self._sweep(Organization, due, _held_clause(holds, Organization.id), dry_run)
 
     def _user_deleted(self, days: int) -> Any:
         async def record(session: AsyncSession, user_id: str, details: dict[str, Any]) -> None:
