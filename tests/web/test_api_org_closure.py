@@ -1,6 +1,7 @@
-"""Closing an organization through the operator API and the CLI (issue 8): billing staff and the
-operator's owners only, a reason required, audited; a closed org's people, sessions and API keys
-stop working at once, and reopening before the purge lets its people back in."""
+"""Closing an organization through the operator API, the console and the CLI (issue 8): billing staff
+and the operator's owners only, a reason required (and the name typed in the console), audited; a
+closed org's people, sessions and API keys stop working at once, and reopening before the purge
+lets its people back in."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ringwell.cli import main
 from ringwell.features.accounts.models import OrgKind
 from ringwell.features.audit.models import AuditEvent
 from ringwell.web.deps import SESSION_COOKIE
-from tests.web.test_auth_portal import login
+from tests.web.test_auth_portal import login, post_form
 
 API = "/api/v1"
 
@@ -90,3 +91,33 @@ async def test_the_cli_closes_and_reopens_an_org(web, capsys):
     assert code == 0 and json.loads(capsys.readouterr().out)["users_enabled"] == 1
     code = await asyncio.to_thread(main, ["admin", "reopen-org", a.org.name, "--reason", "paid", "--data-dir", data])
     assert code == 1 and "not closed" in capsys.readouterr().err
+
+
+async def test_the_operator_console_closes_an_org_after_its_name_is_typed(web):
+    a = await web.tenant()
+    _, billing = await staff(web, "billing")
+    _, support = await staff(web, "support")
+    page = f"/operator/orgs/{a.org.id}"
+    assert "Close the organization" not in (await support.get(page)).text
+    assert (await support.post(f"{page}/close", data={"reason": "x" * 5, "confirm": a.org.name})).status_code == 403
+    shown = await billing.get(page)
+    assert shown.status_code == 200 and "Close the organization" in shown.text
+
+    wrong = await post_form(billing, f"{page}/close", {"reason": "contract ended", "confirm": "not the name"},
+                            page_path=page)
+    assert wrong.status_code == 422 and "type the organization" in wrong.text
+    assert (await a.client.get(f"{API}/orgs/{a.org.id}")).status_code == 200  # nothing happened
+
+    done = await post_form(billing, f"{page}/close", {"reason": "contract ended", "confirm": a.org.name},
+                           page_path=page)
+    assert done.status_code == 303 and done.headers["location"] == f"{page}?done=closed"
+    after = (await billing.get(done.headers["location"])).text
+    assert "The organization is closed" in after and "Its data is deleted after" in after
+    assert "Reopen the organization" in after
+    assert (await a.client.get(f"{API}/orgs/{a.org.id}")).status_code == 401
+    listing = (await billing.get("/operator")).text
+    row = listing[listing.index(a.org.name):]
+    assert 'badge error">closed' in row[:row.index("</tr>")]
+
+    reopened = await post_form(billing, f"{page}/reopen", {"reason": "closed by mistake"}, page_path=page)
+    assert reopened.status_code == 303 and "open again" in (await billing.get(reopened.headers["location"])).text

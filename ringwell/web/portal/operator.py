@@ -11,6 +11,8 @@ opening an organization's page is recorded as ``staff.access`` (its ledger is th
 from __future__ import annotations
 
 import io
+from collections.abc import Awaitable
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -25,6 +27,7 @@ from ringwell.features.auth.tokens import Identity
 from ringwell.features.billing.errors import InvalidBillingData
 from ringwell.features.billing.money import parse_amount
 from ringwell.features.numbers.models import NumberState
+from ringwell.features.privacy.closure_routes import closure_service
 from ringwell.features.trunks.service import TrunkChanges
 from ringwell.web.deps import actor_of
 from ringwell.web.portal.common import can, page_identity, services
@@ -49,6 +52,9 @@ TABS: list[tuple[str, str, str]] = [
 ]
 _DONE = {
     "credited": ("ok", "The organization's credit was changed."),
+    "closed": ("ok", "The organization is closed: its users are signed out, its phones and API keys stopped, "
+                     "its numbers released."),
+    "reopened": ("ok", "The organization is open again. Its numbers, API keys and SIP passwords were not restored."),
     "trunk": ("ok", "The trunk was updated. Calls use the change within a few seconds."),
     "rates": ("ok", "The rate deck was imported."),
     "numbers": ("ok", "The numbers were added to the inventory."),
@@ -116,7 +122,8 @@ async def org_page(request: Request, identity: PageIdentity, org_id: OrgId) -> H
 
 
 async def _org_page(request: Request, identity: Identity, org_id: str, *, error: str | None = None,
-                    form: dict[str, str] | None = None, status_code: int = 200) -> HTMLResponse:
+                    form: dict[str, str] | None = None, status_code: int = 200,
+                    error_in: str = "credit") -> HTMLResponse:
     web = services(request)
     org = await web.accounts.org_by_id(org_id)
     if org is None:
@@ -129,10 +136,60 @@ async def _org_page(request: Request, identity: Identity, org_id: str, *, error:
                                target_id=f"GET /operator/orgs/{org.id}"[:64],
                                details={"permission": "operator.orgs.read", "path": request.url.path,
                                         "method": "GET"})
+    purge_after = (org.closed_at + timedelta(days=web.settings.closed_account_retention_days)
+                   if org.closed_at is not None and org.purged_at is None else None)
     return _page(request, identity, "operator/org.html", {
         "org": org, "balance": balance, "entries": entries, "can_adjust": can(identity, "operator.billing.adjust"),
         "deck": await web.rating.deck_of_org(org.id), "error": error, "form": form or {},
+        "can_close": can(identity, "operator.orgs.close") and org.kind != "operator", "purge_after": purge_after,
+        "error_in": error_in,
     }, status_code=status_code)
+
+
+def _closure_error(request: Request, identity: Identity, org_id: str, message: str, form: dict[str, str],
+                   status_code: int = 422) -> Awaitable[HTMLResponse]:
+    return _org_page(request, identity, org_id, error=message, form=form, status_code=status_code,
+                     error_in="closure")
+
+
+@router.post("/operator/orgs/{org_id}/close", response_model=None)
+async def close_org(request: Request, identity: PageIdentity, org_id: OrgId,
+                    reason: Annotated[str, Form(max_length=500)] = "",
+                    confirm: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Close the org: the name typed again, and a reason (audited)."""
+    _staff(identity, "operator.orgs.close")
+    web = services(request)
+    org = await web.accounts.org_by_id(org_id)
+    if org is None:
+        raise OrganizationNotFound("no such organization", {"org_id": org_id})
+    form = {"reason": reason, "confirm": confirm}
+    if confirm.strip() != org.name:
+        return await _closure_error(request, identity, org.id, "type the organization's name exactly to close it",
+                                    form)
+    if len(reason.strip()) < 3:
+        return await _closure_error(request, identity, org.id, "say why the organization is closed", form)
+    try:
+        await closure_service(web).close(org.id, actor=actor_of(request, identity), reason=reason.strip())
+    except DomainError as exc:
+        return await _closure_error(request, identity, org.id, exc.message, form, exc.status)
+    return RedirectResponse(f"/operator/orgs/{org.id}?done=closed", status_code=303)
+
+
+@router.post("/operator/orgs/{org_id}/reopen", response_model=None)
+async def reopen_org(request: Request, identity: PageIdentity, org_id: OrgId,
+                     reason: Annotated[str, Form(max_length=500)] = "") -> Response:
+    _staff(identity, "operator.orgs.close")
+    web = services(request)
+    if len(reason.strip()) < 3:
+        return await _closure_error(request, identity, org_id, "say why the organization is reopened",
+                                    {"reason": reason})
+    try:
+        await closure_service(web).reopen(org_id, actor=actor_of(request, identity), reason=reason.strip())
+    except DomainError as exc:
+        if exc.status == 404:
+            raise
+        return await _closure_error(request, identity, org_id, exc.message, {"reason": reason}, exc.status)
+    return RedirectResponse(f"/operator/orgs/{org_id}?done=reopened", status_code=303)
 
 
 @router.post("/operator/orgs/{org_id}/credit", response_model=None)
