@@ -33,21 +33,24 @@ from ringwell.features.billing.models import LedgerTransaction
 from ringwell.features.billing.service import LedgerService
 from ringwell.features.cdr.models import CallRecord
 from ringwell.features.fraud.models import FraudSettings
-from ringwell.features.numbers.models import PhoneNumber
+from ringwell.features.numbers.models import CallerIdVerification, PhoneNumber
+from ringwell.features.numbers.service import NumbersService
 from ringwell.features.privacy.catalog import REGISTER
 from ringwell.features.privacy.closure import ClosureService, OrgNotClosed, OrgPurged, anonymised_name
 from ringwell.features.privacy.erasure import ErasureService, kept_columns
 from ringwell.features.privacy.models_holds import LegalHold
+from ringwell.features.privacy.models_requests import DataRequest
 from ringwell.features.privacy.retention import RetentionPolicy
 from ringwell.features.privacy.retention_service import RetentionService
 from ringwell.features.recordings.models import RecordingPolicy
 from ringwell.features.registrations.models import BindingRow
 from ringwell.features.voicemail.service import VoicemailService
-from ringwell.features.webhooks.models import WebhookEndpoint
+from ringwell.features.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.integration.privacy_world import (
     CALLER,
     DIALLED,
     DID,
+    EMAIL,
     NAME,
     NEEDLES,
     PHONE,
@@ -82,6 +85,8 @@ async def world(sessions, store):
     async with sessions() as session, session.begin():
         session.add(RecordingPolicy(org_id=org, scope="org", mode="always", updated_at=datetime.now(UTC)))
         session.add(FraudSettings(org_id=org, max_concurrent=3))
+        session.add(CallerIdVerification(org_id=org, user_id=world["alice"], e164=PHONE, code_hash="h" * 97,
+                                         expires_at=datetime.now(UTC) + timedelta(minutes=10)))
     # Another org, with a person and a voicemail of her own: nothing of it may change.
     accounts = AccountsService(sessions, "ringwell")
     await accounts.create_org("Other")
@@ -136,8 +141,21 @@ async def test_closing_stops_everything_and_90_days_later_only_the_registers_exc
         assert (number.state, number.org_id, number.route_user_id) == ("quarantine", None, None)
         event = (await session.execute(select(AuditEvent).where(AuditEvent.action == "orgs.close"))).scalar_one()
         assert (event.org_id, event.reason) == (org, "customer asked to close the account")
+        assert event.details["numbers_released"] == 1  # counts only
+        endpoint = (await session.execute(select(WebhookEndpoint).where(WebhookEndpoint.org_id == org))).scalar_one()
+        assert endpoint.enabled is False
+        statuses = (await session.execute(select(WebhookDelivery.status).where(WebhookDelivery.org_id == org))
+                    ).scalars().all()
+        assert statuses and "pending" not in statuses  # nothing more is sent
+        assert (await session.execute(select(CallerIdVerification).where(CallerIdVerification.org_id == org))
+                ).first() is None
     with pytest.raises(OrganizationClosed):
         await world["accounts"].create_user("Acme", UserSpec("new@example.com", "109", "newsip", "password1"))
+    numbers = NumbersService(sessions, LedgerService(sessions))
+    await numbers.import_numbers(["number,country,type,monthly_price,setup_price,trunk\n",
+                                  "+1 415 555 0150,US,fixed,2.50,1.00,\n"])
+    with pytest.raises(OrganizationClosed):
+        await numbers.rent(org, "+14155550150", datetime.now(UTC))
     again = await closure.close(org, actor=STAFF, reason="twice")
     assert (again.closed_at, again.users_disabled) == (closed.closed_at, 0)
     # Meanwhile its data is all there (the person may still ask for an export).
@@ -156,6 +174,18 @@ async def test_closing_stops_everything_and_90_days_later_only_the_registers_exc
     assert len(await world["voicemail"].audio(org, world["bobs"].id)) > 16000  # bob's message, held
     async with sessions() as session, session.begin():
         await session.execute(update(LegalHold).values(released_at=datetime.now(UTC)))
+    # An export a person asked for on day 85, still open: answered first, the org waits for it.
+    async with sessions() as session, session.begin():
+        request = DataRequest(kind="access", law="gdpr", source="staff", subject_email=EMAIL, org_id=org,
+                              identity_verified="staff: reply from the address on file",
+                              user_id=world["alice"], received_at=closed.closed_at + timedelta(days=85),
+                              due_at=closed.closed_at + timedelta(days=115), status="open")
+        session.add(request)
+    with time_machine.travel(closed.closed_at + timedelta(days=91)):
+        report = await retention.run()
+    assert (report.counts["closed_organizations"].purged, report.counts["closed_organizations"].held) == (0, 1)
+    async with sessions() as session, session.begin():
+        await session.execute(update(DataRequest).values(status="done", closed_at=datetime.now(UTC)))
 
     with time_machine.travel(closed.closed_at + timedelta(days=91)):
         dry = await retention.run(dry_run=True)
@@ -172,7 +202,7 @@ async def test_closing_stops_everything_and_90_days_later_only_the_registers_exc
     assert hits.pop(("phone_numbers", "e164"), None) == {DID}
     unexplained.discard(("phone_numbers", "e164"))
     assert unexplained == set(), f"data left outside the register's exceptions: {sorted(unexplained)}"
-    kept_needles = set().union(*hits.values()) if hits else set()
+    kept_needles = set().union(*hits.values(), {DID})
     assert {NAME, "Bob Other", SIP_USER, "bobsip", PHONE, DIALLED, CALLER, "Acme"}.isdisjoint(kept_needles)
     async with sessions() as session:
         row = await session.get(Organization, org)
@@ -209,7 +239,9 @@ async def test_closing_stops_everything_and_90_days_later_only_the_registers_exc
     with time_machine.travel(closed.closed_at + timedelta(days=92)):
         assert (await retention.run()).counts["closed_organizations"].purged == 0
     with time_machine.travel(closed.closed_at + timedelta(days=7 * 365 + 3)):
+        dry = await retention.run(dry_run=True)
         report = await retention.run()
+    assert dry.counts["organizations"] == report.counts["organizations"]
     assert report.counts["ledger_transactions"].purged >= entries_before
     assert report.counts["organizations"].purged == 1
     async with sessions() as session:
@@ -238,12 +270,16 @@ async def test_reopening_before_the_purge_enables_the_people_the_closure_disable
         assert actions == ["orgs.close", "orgs.reopen"]
     await world["accounts"].create_user("Acme", UserSpec("new@example.com", "109", "newsip", "password1"))
 
-    # Closed again and purged: it cannot be reopened any more.
+    # Closed again: its purge is refused before it is due; once due, it cannot be reopened any more.
     closed = await closure.close(org, actor=STAFF, reason="unpaid again")
+    with pytest.raises(OrgNotClosed):
+        await closure.purge(org)
     with time_machine.travel(closed.closed_at + timedelta(days=91)):
+        with pytest.raises(OrgPurged):
+            await closure.reopen(org, actor=STAFF, reason="too late")
         await closure.purge(org)
     with pytest.raises(OrgPurged):
-        await closure.reopen(org, actor=STAFF, reason="too late")
+        await closure.reopen(org, actor=STAFF, reason="far too late")
 
 
 async def test_the_operators_own_org_and_an_open_org_are_refused(sessions, store, world):

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any, Literal
 
 import phonenumbers
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -236,7 +237,11 @@ class AccountsService:
         return created
 
     async def _add_user(self, session: AsyncSession, org: Organization, spec: UserSpec) -> NewUser:
-        if org.closed_at is not None:
+        # Read under the org's row lock: a closure committing meanwhile disables every user it finds
+        # under the same lock, so it cannot miss this one.
+        closed_at = (await session.execute(select(Organization.closed_at).where(Organization.id == org.id)
+                                           .with_for_update())).scalar()
+        if closed_at is not None:
             raise OrganizationClosed(f"{org.name} is closed: no user can be added", {"org_id": org.id})
         email = spec.email.strip().lower()
         extension = spec.extension.strip()

@@ -307,8 +307,10 @@ async def org_country_currency(session: AsyncSession, org_id: str) -> tuple[str,
     return None if row is None else (row[0], row[1])
 
 
-async def org_closed(session: AsyncSession, org_id: str) -> bool:
-    closed = (await session.execute(select(Organization.closed_at).where(Organization.id == org_id))).scalar()
+async def org_closed(session: AsyncSession, org_id: str, *, lock: bool = False) -> bool:
+    """Whether the org is closed; with ``lock`` its row stays locked (FOR UPDATE) until the transaction ends."""
+    query = select(Organization.closed_at).where(Organization.id == org_id)
+    closed = (await session.execute(query.with_for_update() if lock else query)).scalar()
     return closed is not None
 
 

@@ -399,6 +399,10 @@ class NumbersService:
         if balance.available_minor < setup + month:
             raise self._short(normalized, setup, month, balance.available_minor, currency)
         async with self._sessions() as session, session.begin():
+            # Under the org's row lock: a closure committing meanwhile (it releases every number it
+            # finds under the same lock) cannot miss this one.
+            if await repo.org_closed(session, org_id, lock=True):
+                raise OrganizationClosed("the organization is closed: it cannot rent numbers", {"org_id": org_id})
             if not await repo.claim(session, number.id, org_id, now):
                 raise NumberNotAvailable(f"{normalized} was just rented by someone else", {"number": normalized})
         setup_entry = None

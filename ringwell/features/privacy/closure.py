@@ -6,17 +6,21 @@
 - disables every user (``disabled_at``) and ends their browser sessions and pending email links;
 - deletes every SIP credential (devices and web phones) with their registrations: no phone of
   the org registers or calls any more (the SIP side is told, ``credentials_changed``);
-- revokes every API key;
+- revokes every API key; disables every webhook endpoint and gives up its pending deliveries;
+- deletes its caller-ID verifications (no verification call is placed on the org's behalf any more);
 - releases every rented number into quarantine (as ``release`` does; nothing is refunded);
-- records ``orgs.close`` in the audit trail.
+- records ``orgs.close`` in the audit trail (counts only).
+
+Calls in progress at that moment are not cut: they end as they would have.
 
 Its data stays for ``closed_account_retention_days`` (90), time for people to ask for their
 export. ``reopen`` (an operator's mistake, a customer who comes back) undoes what it can before
-then: the org is open and the users it disabled can sign in again; keys, numbers and SIP
-passwords are new ones.
+then — not once the purge is due: the org is open and the users it disabled can sign in again;
+keys, numbers, webhooks and SIP passwords are new ones.
 
 ``purge(org_id)`` (the retention run's ``closed_organizations`` class) then, unless a legal hold
-covers the org or anyone in it:
+covers the org or anyone in it, or a data request of the org or anyone in it is still open (it is
+answered first: an export asked for on day 85 is not lost):
 
 - erases every person through the one erasure path (``ErasureService.erase_person``, the last
   owner included): rows, files, their keys destroyed, their traces anonymised;
@@ -42,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ringwell.blobs.models import Blob, OrgDataKey
@@ -61,15 +65,18 @@ from ringwell.features.numbers.models import CallerIdVerification, NumberState, 
 from ringwell.features.privacy import holds as legal_holds
 from ringwell.features.privacy.erasure import ErasureRefused, ErasureService
 from ringwell.features.privacy.models_consent import ConsentRecord
+from ringwell.features.privacy.models_requests import DataRequest
 from ringwell.features.rating.models import OrgRateDeck
 from ringwell.features.recordings.models import Recording, RecordingPolicy
 from ringwell.features.registrations.models import BindingRow
 from ringwell.features.voicemail.mailbox_models import MailboxRow
 from ringwell.features.voicemail.models import Voicemail, VoicemailTerm
+from ringwell.features.webhooks import repository as webhooks_repo
 from ringwell.features.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from ringwell.storage.base import utcnow
 
-__all__ = ["Closure", "ClosureService", "OrgNotClosed", "OrgPurge", "OrgPurged", "anonymised_name"]
+__all__ = ["Closure", "ClosureService", "OrgNotClosed", "OrgPurge", "OrgPurged", "PurgeInterrupted",
+           "anonymised_name"]
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +88,15 @@ class OrgNotClosed(Conflict):
 
 
 class OrgPurged(Conflict):
-    """The closed organization's data is already deleted: it cannot be reopened."""
+    """The closed organization's data is deleted (or due for deletion): it cannot be reopened."""
 
     error_id = "organization_purged"
+
+
+class PurgeInterrupted(Conflict):
+    """The purge stopped: the org was reopened, or a user added, while its people were erased."""
+
+    error_id = "organization_purge_interrupted"
 
 
 def anonymised_name(org_id: str) -> str:
@@ -148,6 +161,9 @@ class ClosureService:
     def _purge_after(self, closed_at: datetime | None) -> datetime | None:
         return None if closed_at is None or self._retention is None else closed_at + self._retention
 
+    def _is_due(self, closed_at: datetime | None, now: datetime) -> bool:
+        return closed_at is not None and self._retention is not None and closed_at < now - self._retention
+
     async def _org(self, session: AsyncSession, org_id: str) -> Organization:
         org = (await session.execute(select(Organization).where(Organization.id == org_id)
                                      .with_for_update())).scalar_one_or_none()
@@ -183,6 +199,15 @@ class ClosureService:
             revoked = rowcount(await session.execute(update(ApiKey).where(
                 ApiKey.org_id == org_id, ApiKey.revoked_at.is_(None)).values(revoked_at=now)
                 .execution_options(synchronize_session=False)))
+            endpoints = list((await session.execute(select(WebhookEndpoint.id).where(
+                WebhookEndpoint.org_id == org_id, WebhookEndpoint.enabled.is_(True)))).scalars())
+            for endpoint_id in endpoints:
+                await webhooks_repo.fail_pending(session, endpoint_id, "the organization was closed")
+            await session.execute(update(WebhookEndpoint).where(WebhookEndpoint.org_id == org_id).values(
+                enabled=False, disabled_reason="the organization was closed")
+                .execution_options(synchronize_session=False))
+            await session.execute(delete(CallerIdVerification).where(CallerIdVerification.org_id == org_id)
+                                  .execution_options(synchronize_session=False))
             numbers = list((await session.execute(select(PhoneNumber.e164).where(
                 PhoneNumber.org_id == org_id, PhoneNumber.state == NumberState.RENTED.value)
                 .order_by(PhoneNumber.e164))).scalars())
@@ -191,7 +216,8 @@ class ClosureService:
             closure = Closure(org_id, now, self._purge_after(now), users_disabled=disabled, sessions_ended=ended,
                               credentials_deleted=len(credentials), api_keys_revoked=revoked,
                               numbers_released=tuple(numbers))
-            details = closure.as_dict()
+            details: dict[str, Any] = {**closure.as_dict(), "numbers_released": len(numbers),
+                                       "webhooks_disabled": len(endpoints)}
             details.pop("org_id")
             await self._audit.record("orgs.close", actor, org_id=org_id, target_type="organization", target_id=org_id,
                                      reason=reason, details=details, session=session)
@@ -217,6 +243,9 @@ class ClosureService:
                                 {"org_id": org_id})
             if org.closed_at is None:
                 raise OrgNotClosed("the organization is not closed", {"org_id": org_id})
+            if self._is_due(org.closed_at, utcnow()):
+                raise OrgPurged("the organization's data is due for deletion: it cannot be reopened any more",
+                                {"org_id": org_id})
             closed_at = org.closed_at
             enabled = rowcount(await session.execute(update(User).where(
                 User.org_id == org_id, User.disabled_at == closed_at).values(disabled_at=None)
@@ -242,14 +271,20 @@ class ClosureService:
     @staticmethod
     async def _held(session: AsyncSession, org_id: str) -> bool:
         """A hold on the org, or on anyone in it, keeps the whole org: its shared records (calls,
-        recordings) are part of what a hold on one person preserves."""
+        recordings) are part of what a hold on one person preserves. So does an open data request."""
         active = await legal_holds.active_holds(session)
         if org_id in active.orgs:
             return True
-        if not active.users:
-            return False
         people = set((await session.execute(select(User.id).where(User.org_id == org_id))).scalars())
-        return bool(people & active.users)
+        if people & active.users:
+            return True
+        # A data request still open (of the org's people, or about the org) is answered first.
+        about = DataRequest.org_id == org_id
+        if people:
+            about = or_(about, DataRequest.user_id.in_(sorted(people)))
+        open_request = (await session.execute(select(DataRequest.id).where(
+            DataRequest.closed_at.is_(None), about).limit(1))).scalar_one_or_none()
+        return open_request is not None
 
     async def purge(self, org_id: str) -> OrgPurge:
         """Delete the closed org's data (module docstring). Raises ``OrgNotClosed`` for an open org,
@@ -261,24 +296,35 @@ class ClosureService:
                 raise OrganizationNotFound("no such organization", {"org_id": org_id})
             if org.closed_at is None:
                 raise OrgNotClosed("only a closed organization's data is purged", {"org_id": org_id})
+            if not self._is_due(org.closed_at, now):
+                raise OrgNotClosed("the organization's data is kept until the closed-account period has passed",
+                                   {"org_id": org_id, "purge_after": str(self._purge_after(org.closed_at))})
             if await self._held(session, org_id):
-                raise ErasureRefused("the organization, or someone in it, is under a legal hold: its data is kept "
-                                     "until the hold is released", {"org_id": org_id})
+                raise ErasureRefused("the organization, or someone in it, is under a legal hold or has a data "
+                                     "request open: its data is kept until then", {"org_id": org_id})
             people = list((await session.execute(select(User.id).where(User.org_id == org_id)
                                                  .order_by(User.created_at, User.id))).scalars())
         reason = "the organization was closed: its account data is deleted"
         for user_id in people:  # one transaction each: a crash leaves the rest for the next run
+            async with self._sessions() as session:  # reopened meanwhile (a clock behind)? stop
+                closed_at = (await session.execute(select(Organization.closed_at).where(
+                    Organization.id == org_id))).scalar()
+            if closed_at is None:
+                raise PurgeInterrupted("the organization was reopened while its data was deleted", {"org_id": org_id})
             await self._erasure.erase_person(org_id, user_id, actor=SYSTEM, reason=reason, allow_last_owner=True)
         deleted: dict[str, int] = {}
         async with self._sessions() as session, session.begin():
             org = await self._org(session, org_id)
+            if not self._is_due(org.closed_at, now):
+                raise PurgeInterrupted("the organization was reopened while its data was deleted", {"org_id": org_id})
             if await self._held(session, org_id):  # placed while the people were erased
                 raise ErasureRefused("the organization came under a legal hold while it was purged",
                                      {"org_id": org_id})
             files = list((await session.execute(select(Blob.id).where(Blob.org_id == org_id))).scalars())
             left = (await session.execute(select(User.id).where(User.org_id == org_id))).scalars().first()
             if left is not None:  # added while the people were erased: the next run erases them first
-                raise OrgNotClosed("a user was added to the organization while it was purged", {"user_id": left})
+                raise PurgeInterrupted("a user was added to the organization while it was purged",
+                                       {"user_id": left})
             for table, model in _ORG_ROWS:
                 condition = model.org_id == org_id
                 if model is CreditReservation:  # an open one still holds credit: the ledger's business
@@ -311,6 +357,19 @@ class ClosureService:
         """The org's directory in the blob store, whatever is in it (every key is destroyed already)."""
         directory = self._blobs.path(org_id, org_id).parent
         await asyncio.to_thread(shutil.rmtree, directory, ignore_errors=True)
+
+    async def remove_leftover_files(self) -> int:
+        """The blob directories of purged orgs still on disk (a crash after the purge committed);
+        how many were removed. Run by every retention run."""
+        async with self._sessions() as session:
+            purged = list((await session.execute(select(Organization.id).where(
+                Organization.purged_at.is_not(None)))).scalars())
+        removed = 0
+        for org_id in purged:
+            if await asyncio.to_thread(self._blobs.path(org_id, org_id).parent.exists):
+                await self._remove_files(org_id)
+                removed += 1
+        return removed
 
 
 # What the purge deletes of the org itself, children first (the people are erased before).
