@@ -49,6 +49,7 @@ from ringwell.web.portal import operator as portal_operator
 from ringwell.web.portal import phone as portal_phone
 from ringwell.web.portal import privacy_notice as portal_privacy_notice
 from ringwell.web.portal import privacy_requests as portal_privacy_requests
+from ringwell.web.portal import retention as portal_retention
 from ringwell.web.portal import settings as portal_settings
 from ringwell.web.portal import users as portal_users
 from ringwell.web.portal import voicemail as portal_voicemail
@@ -65,7 +66,7 @@ _API = [accounts_routes, auth_routes, numbers_routes, billing_routes, rating_rou
 _PORTAL = [portal_auth, portal_settings, portal_dashboard, portal_calls, portal_numbers, portal_users,
            portal_billing, portal_operator, portal_webhooks, portal_phone,
            portal_voicemail, portal_mailbox, portal_consent, portal_privacy_notice,
-           portal_incidents, portal_privacy_requests]
+           portal_incidents, portal_privacy_requests, portal_retention]
 
 # The portal loads nothing from elsewhere and runs no inline script; nobody may frame it.
 _SECURITY_HEADERS = {

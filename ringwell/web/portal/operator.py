@@ -49,6 +49,7 @@ TABS: list[tuple[str, str, str]] = [
     ("/operator/numbers", "Number inventory", "operator.numbers.manage"),
     ("/operator/incidents", "Incidents", "operator.privacy.incidents.read"),
     ("/operator/privacy/requests", "Privacy requests", "operator.privacy.requests"),
+    ("/operator/retention", "Retention", "operator.privacy.manage"),
 ]
 _DONE = {
     "credited": ("ok", "The organization's credit was changed."),
