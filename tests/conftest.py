@@ -87,12 +87,18 @@ async def db_url(request, tmp_path, tmp_path_factory) -> AsyncIterator[str]:
         await admin.dispose()
 
 
+# Files that keep a core busy for long stretches (speech recognition): run with the interop tests,
+# never beside them, whose phones judge audio in real time.
+_WITH_INTEROP = frozenset({"tests/integration/test_transcribe.py"})
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """How ``make test``'s two pytest-xdist workers share the tests (decision 0017).
 
     A test file's tests stay on one worker, so a module-scoped fixture starts its peers once; the
     interop tests, which drive real phones and browsers in real time, all run on one worker, one
-    after the other, while the other worker takes the rest. (xdist's own ``loadgroup`` cannot do
+    after the other (with the speech-recognition tests, ``_WITH_INTEROP``), while the other worker
+    takes the rest. (xdist's own ``loadgroup`` cannot do
     this under pytest 9.2: it renames items through ``_nodeid``, which pytest no longer reads.)
     """
     from xdist.scheduler import LoadScopeScheduling  # only when xdist distributes
@@ -100,6 +106,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     class ByFileInteropTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
-            return "tests/interop" if path.startswith("tests/interop/") else path
+            return "tests/interop" if path.startswith("tests/interop/") or path in _WITH_INTEROP else path
 
     return ByFileInteropTogether(config, log)

@@ -66,8 +66,8 @@ async def test_voicemail_transcript_has_name_company_and_callback_digits(transcr
     assert "3127048261" in digits(transcript.text), transcript.text
     assert transcript.language == "en"
     assert transcript.duration_s == pytest.approx(len(pcm) / 2 / 8000)
-    # Faster than real time on one thread, with room to spare for a shared machine.
-    assert transcript.seconds_taken < 0.5 * transcript.duration_s, transcript
+    # How fast is measured by `make bench-transcribe` (bench/RESULTS.md), not asserted here: on a
+    # shared machine a test's wall clock says more about its neighbours than about the engine.
 
 
 async def test_transcription_runs_off_the_event_loop(transcriber, tmp_path):
