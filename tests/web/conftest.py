@@ -125,6 +125,12 @@ class WebEnv:
                 name="test key", scopes=sorted(scopes if scopes is not None else everything), creator=everything)
         return self.client(authorization=f"Bearer {issued.key}"), issued.key
 
+    async def staff(self, role: str) -> tuple[Member, httpx.AsyncClient]:
+        """A logged-in member of a new operator org holding the staff ``role`` (support, billing, privacy...)."""
+        operator = await self.org(f"Operator {secrets.token_hex(2)}", kind=OrgKind.OPERATOR)
+        member = await self.member(operator, role)
+        return member, await self.logged_in(member)
+
     async def tenant(self, name: str | None = None) -> Tenant:
         org = await self.org(name)
         owner = await self.member(org, "owner")

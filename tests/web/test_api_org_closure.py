@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 
 import pytest
 from sqlalchemy import select
 
 from ringwell.cli import main
-from ringwell.features.accounts.models import OrgKind
 from ringwell.features.audit.models import AuditEvent
 from ringwell.web.deps import SESSION_COOKIE
 from tests.web.test_auth_portal import login, post_form
@@ -21,17 +19,12 @@ from tests.web.test_auth_portal import login, post_form
 API = "/api/v1"
 
 
-async def staff(web, role):
-    op = await web.org(f"Operator {secrets.token_hex(2)}", kind=OrgKind.OPERATOR)
-    member = await web.member(op, role)
-    return member, await web.logged_in(member)
-
 
 async def test_billing_staff_close_an_org_and_its_people_and_keys_stop_working(web):
     a = await web.tenant()
     b = await web.tenant()
-    _, support = await staff(web, "support")
-    billing_member, billing = await staff(web, "billing")
+    _, support = await web.staff("support")
+    billing_member, billing = await web.staff("billing")
     url = f"{API}/operator/orgs/{a.org.id}"
     body = {"reason": "the customer asked to close the account"}
     for client in (a.client, a.api, support):
@@ -95,8 +88,8 @@ async def test_the_cli_closes_and_reopens_an_org(web, capsys):
 
 async def test_the_operator_console_closes_an_org_after_its_name_is_typed(web):
     a = await web.tenant()
-    _, billing = await staff(web, "billing")
-    _, support = await staff(web, "support")
+    _, billing = await web.staff("billing")
+    _, support = await web.staff("support")
     page = f"/operator/orgs/{a.org.id}"
     assert "Close the organization" not in (await support.get(page)).text
     assert (await support.post(f"{page}/close", data={"reason": "x" * 5, "confirm": a.org.name})).status_code == 403

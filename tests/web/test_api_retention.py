@@ -12,23 +12,17 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from ringwell.cli import main
-from ringwell.features.accounts.models import OrgKind
 from ringwell.features.audit.models import AuditEvent
 from ringwell.features.cdr.models import CallRecord
 
 API = "/api/v1"
 
 
-async def staff(web, role="privacy"):
-    op = await web.org(f"Operator {secrets.token_hex(2)}", kind=OrgKind.OPERATOR)
-    member = await web.member(op, role)
-    return member, await web.logged_in(member)
-
 
 async def test_legal_holds_are_privacy_staff_only_and_audited(web):
     a = await web.tenant()
-    _, support = await staff(web, "support")
-    privacy_member, privacy = await staff(web)
+    _, support = await web.staff("support")
+    privacy_member, privacy = await web.staff("privacy")
     body = {"org_id": a.org.id, "user_id": a.owner.user.id, "reason": "case 17: litigation hold"}
     for client in (a.client, a.api, support):
         assert (await client.post(f"{API}/operator/legal-holds", json=body)).status_code == 403
@@ -104,7 +98,7 @@ async def test_the_cli_prints_the_report_and_the_run_is_listed(web, capsys):
     async with web.services.sessions() as session:
         assert (await session.execute(select(func.count()).select_from(CallRecord))).scalar_one() == 1
 
-    _, privacy = await staff(web)
+    _, privacy = await web.staff("privacy")
     runs = (await privacy.get(f"{API}/operator/retention/runs")).json()["items"]
     assert len(runs) == 1  # the dry run is not stored
     assert runs[0]["dry_run"] is False and runs[0]["counts"]["call_records"] == {"purged": 2, "held": 0}

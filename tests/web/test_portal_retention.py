@@ -4,11 +4,8 @@ waiting for deletion with their date and what keeps them; the latest run's count
 
 from __future__ import annotations
 
-import secrets
-
 from sqlalchemy import select
 
-from ringwell.features.accounts.models import OrgKind
 from ringwell.features.audit.models import AuditEvent
 from ringwell.features.audit.service import Actor
 from tests.web.test_auth_portal import post_form
@@ -16,17 +13,12 @@ from tests.web.test_auth_portal import post_form
 PAGE = "/operator/retention"
 
 
-async def staff(web, role):
-    op = await web.org(f"Operator {secrets.token_hex(2)}", kind=OrgKind.OPERATOR)
-    member = await web.member(op, role)
-    return member, await web.logged_in(member)
-
 
 async def test_privacy_staff_place_and_release_holds_and_see_what_waits(web):
     a = await web.tenant()
     bob = await web.member(a.org, "member")
-    _, support = await staff(web, "support")
-    privacy_member, privacy = await staff(web, "privacy")
+    _, support = await web.staff("support")
+    privacy_member, privacy = await web.staff("privacy")
     assert (await support.get(PAGE)).status_code == 403
     assert (await a.client.get(PAGE)).status_code == 403
     page = await privacy.get(PAGE)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ringwell.errors import DomainError
 from ringwell.features.accounts.errors import OrganizationNotFound
+from ringwell.features.accounts.models import Organization
 from ringwell.features.auth.errors import PermissionDenied
 from ringwell.features.auth.tokens import Identity
 from ringwell.features.billing.errors import InvalidBillingData
@@ -29,6 +30,7 @@ from ringwell.features.billing.money import parse_amount
 from ringwell.features.numbers.models import NumberState
 from ringwell.features.privacy.closure_routes import closure_service
 from ringwell.features.trunks.service import TrunkChanges
+from ringwell.web.context import WebServices
 from ringwell.web.deps import actor_of
 from ringwell.web.portal.common import can, page_identity, services
 from ringwell.web.portal.pages import show
@@ -126,9 +128,7 @@ async def _org_page(request: Request, identity: Identity, org_id: str, *, error:
                     form: dict[str, str] | None = None, status_code: int = 200,
                     error_in: str = "credit") -> HTMLResponse:
     web = services(request)
-    org = await web.accounts.org_by_id(org_id)
-    if org is None:
-        raise OrganizationNotFound("no such organization", {"org_id": org_id})
+    org = await _org(web, org_id)
     can_read_billing = can(identity, "billing.read") or can(identity, "operator.billing.adjust")
     balance = await web.ledger.balance(org.id)
     entries = await web.ledger.entries(org.id, 20) if can_read_billing else []
@@ -147,6 +147,13 @@ async def _org_page(request: Request, identity: Identity, org_id: str, *, error:
     }, status_code=status_code)
 
 
+async def _org(web: WebServices, org_id: str) -> Organization:
+    org = await web.accounts.org_by_id(org_id)
+    if org is None:
+        raise OrganizationNotFound("no such organization", {"org_id": org_id})
+    return org
+
+
 def _closure_error(request: Request, identity: Identity, org_id: str, message: str, form: dict[str, str],
                    status_code: int = 422) -> Awaitable[HTMLResponse]:
     return _org_page(request, identity, org_id, error=message, form=form, status_code=status_code,
@@ -160,9 +167,7 @@ async def close_org(request: Request, identity: PageIdentity, org_id: OrgId,
     """Close the org: the name typed again, and a reason (audited)."""
     _staff(identity, "operator.orgs.close")
     web = services(request)
-    org = await web.accounts.org_by_id(org_id)
-    if org is None:
-        raise OrganizationNotFound("no such organization", {"org_id": org_id})
+    org = await _org(web, org_id)
     form = {"reason": reason, "confirm": confirm}
     if confirm.strip() != org.name:
         return await _closure_error(request, identity, org.id, "type the organization's name exactly to close it",
@@ -200,9 +205,7 @@ async def adjust_credit(request: Request, identity: PageIdentity, org_id: OrgId,
                         reason: Annotated[str, Form(max_length=500)] = "") -> Response:
     _staff(identity, "operator.billing.adjust")
     web = services(request)
-    org = await web.accounts.org_by_id(org_id)
-    if org is None:
-        raise OrganizationNotFound("no such organization", {"org_id": org_id})
+    org = await _org(web, org_id)
     try:
         amount_minor = parse_amount(amount, org.currency)
         if amount_minor <= 0:
