@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import select
 
 from ringwell.cli import main
 from ringwell.features.audit.models import AuditEvent
+from ringwell.features.audit.service import Actor
 from ringwell.web.deps import SESSION_COOKIE
 from tests.web.test_auth_portal import login, post_form
 
@@ -86,31 +89,56 @@ async def test_the_cli_closes_and_reopens_an_org(web, capsys):
     assert code == 1 and "not closed" in capsys.readouterr().err
 
 
+def body(html: str) -> str:
+    """The page below its ``<head>`` (a title holds text, never a form)."""
+    return html[html.index("</head>"):]
+
+
 async def test_the_operator_console_closes_an_org_after_its_name_is_typed(web):
     a = await web.tenant()
     _, billing = await web.staff("billing")
     _, support = await web.staff("support")
     page = f"/operator/orgs/{a.org.id}"
-    assert "Close the organization" not in (await support.get(page)).text
-    assert (await support.post(f"{page}/close", data={"reason": "x" * 5, "confirm": a.org.name})).status_code == 403
+    close_form = f'action="{page}/close"'
+    assert close_form not in (await support.get(page)).text
+    refused = await post_form(support, f"{page}/close", {"reason": "contract ended", "confirm": a.org.name},
+                              page_path=page)
+    assert refused.status_code == 403
+    assert (await a.client.get(f"{API}/orgs/{a.org.id}")).status_code == 200  # support cannot close it
     shown = await billing.get(page)
-    assert shown.status_code == 200 and "Close the organization" in shown.text
+    assert shown.status_code == 200 and close_form in body(shown.text)
 
     wrong = await post_form(billing, f"{page}/close", {"reason": "contract ended", "confirm": "not the name"},
                             page_path=page)
-    assert wrong.status_code == 422 and "type the organization" in wrong.text
+    assert wrong.status_code == 422 and "type the organization" in body(wrong.text)
+    closure_card = body(wrong.text)[body(wrong.text).index("Close the organization"):]
+    assert 'value="contract ended"' in closure_card  # what was typed is kept, in the closure's form
+    credit_card = body(wrong.text)[:body(wrong.text).index("Close the organization")]
+    assert "contract ended" not in credit_card
     assert (await a.client.get(f"{API}/orgs/{a.org.id}")).status_code == 200  # nothing happened
 
     done = await post_form(billing, f"{page}/close", {"reason": "contract ended", "confirm": a.org.name},
                            page_path=page)
     assert done.status_code == 303 and done.headers["location"] == f"{page}?done=closed"
-    after = (await billing.get(done.headers["location"])).text
+    after = body((await billing.get(done.headers["location"])).text)
     assert "The organization is closed" in after and "Its data is deleted after" in after
-    assert "Reopen the organization" in after
+    assert f'action="{page}/reopen"' in after and close_form not in after
     assert (await a.client.get(f"{API}/orgs/{a.org.id}")).status_code == 401
     listing = (await billing.get("/operator")).text
     row = listing[listing.index(a.org.name):]
     assert 'badge error">closed' in row[:row.index("</tr>")]
 
     reopened = await post_form(billing, f"{page}/reopen", {"reason": "closed by mistake"}, page_path=page)
-    assert reopened.status_code == 303 and "open again" in (await billing.get(reopened.headers["location"])).text
+    assert reopened.status_code == 303
+    assert "open again" in body((await billing.get(reopened.headers["location"])).text)
+    assert (await a.client.get(f"{API}/orgs/{a.org.id}")).status_code == 401  # its old session was ended
+
+
+async def test_the_console_offers_no_reopening_once_the_purge_is_due(web):
+    a = await web.tenant()
+    closed = await web.services.closure.close(a.org.id, actor=Actor(user_agent="test"), reason="contract ended")
+    page = f"/operator/orgs/{a.org.id}"
+    with time_machine.travel(closed.closed_at + timedelta(days=91)):
+        _, billing = await web.staff("billing")  # signed in then (a session does not last 91 days)
+        shown = body((await billing.get(page)).text)
+    assert "due for deletion" in shown and f'action="{page}/reopen"' not in shown

@@ -27,6 +27,8 @@ async def test_privacy_staff_place_and_release_holds_and_see_what_waits(web):
     unknown = await post_form(privacy, f"{PAGE}/holds", {"org": "No Such Org", "email": "", "reason": "case 1"},
                               page_path=PAGE)
     assert unknown.status_code == 422 and "no organization named" in unknown.text
+    form = unknown.text[unknown.text.index("Place a hold"):]
+    assert 'value="No Such Org"' in form and 'value="case 1"' in form  # what was typed is kept
     stranger = await post_form(privacy, f"{PAGE}/holds", {"org": a.org.name, "email": "who@example.com",
                                                           "reason": "case 1"}, page_path=PAGE)
     assert stranger.status_code == 422 and "no one with the email" in stranger.text
@@ -50,11 +52,14 @@ async def test_privacy_staff_place_and_release_holds_and_see_what_waits(web):
     released = await post_form(privacy, f"{PAGE}/holds/{hold_id}/release", {}, page_path=PAGE)
     assert released.status_code == 303
     shown = (await privacy.get(released.headers["location"])).text
-    assert "The legal hold is released" in shown and "released " in shown
+    assert "The legal hold is released" in shown and 'badge">released' in shown
+    assert 'badge warn">active' not in shown and "/release" not in shown
     closed = shown[shown.index("Closed organizations"):]
     assert "a legal hold" not in closed
     again = await post_form(privacy, f"{PAGE}/holds/{hold_id}/release", {}, page_path=PAGE)
-    assert again.status_code == 409 and "already released" in again.text
+    assert again.status_code == 409
+    holds_card = again.text[again.text.index("Legal holds"):again.text.index("Place a hold")]
+    assert "already released" in holds_card  # said where the holds are, not under the new-hold form
 
     # A run's report, per data class.
     await web.server.retention.run()

@@ -30,6 +30,7 @@ from ringwell.features.billing.money import parse_amount
 from ringwell.features.numbers.models import NumberState
 from ringwell.features.privacy.closure_routes import closure_service
 from ringwell.features.trunks.service import TrunkChanges
+from ringwell.storage.base import utcnow
 from ringwell.web.context import WebServices
 from ringwell.web.deps import actor_of
 from ringwell.web.portal.common import can, page_identity, services
@@ -139,10 +140,12 @@ async def _org_page(request: Request, identity: Identity, org_id: str, *, error:
                                         "method": "GET"})
     purge_after = (org.closed_at + timedelta(days=web.settings.closed_account_retention_days)
                    if org.closed_at is not None and org.purged_at is None else None)
+    due = purge_after is not None and purge_after <= utcnow()  # reopening is refused from then on
     return _page(request, identity, "operator/org.html", {
         "org": org, "balance": balance, "entries": entries, "can_adjust": can(identity, "operator.billing.adjust"),
         "deck": await web.rating.deck_of_org(org.id), "error": error, "form": form or {},
         "can_close": can(identity, "operator.orgs.close") and org.kind != "operator", "purge_after": purge_after,
+        "due": due,
         "error_in": error_in,
     }, status_code=status_code)
 

@@ -38,6 +38,8 @@ PageIdentity = Annotated[Identity, Depends(page_identity)]
 HoldId = Annotated[str, Path(min_length=1, max_length=36)]
 MANAGE = "operator.privacy.manage"
 PAGE = "/operator/retention"
+RELEASED_SHOWN = 50  # released holds listed below the active ones
+CLOSED_SHOWN = 500
 _DONE = {
     "placed": ("ok", "The legal hold is placed: nothing it covers is deleted until it is released."),
     "released": ("ok", "The legal hold is released: what it kept goes with the next run if it is past its period."),
@@ -69,8 +71,12 @@ def _staff(identity: Identity) -> None:
 
 
 async def _holds(request: Request) -> list[_HoldRow]:
+    """Every active hold, then the newest released ones (kept as proof, never to be acted on)."""
     web = services(request)
-    holds = await LegalHolds(web.sessions, web.audit).all(limit=100)
+    service = LegalHolds(web.sessions, web.audit)
+    active = await service.all(active_only=True, limit=10_000)
+    released = [h for h in await service.all(limit=len(active) + RELEASED_SHOWN) if h.released_at is not None]
+    holds = [*active, *released[:RELEASED_SHOWN]]
     async with web.sessions() as session:
         names = dict((await session.execute(select(Organization.id, Organization.name).where(
             Organization.id.in_({h.org_id for h in holds})))).all())
@@ -82,28 +88,31 @@ async def _holds(request: Request) -> list[_HoldRow]:
 
 
 async def _closed(request: Request) -> list[_Closed]:
-    """Closed orgs whose data is not deleted yet, the soonest first."""
+    """Closed orgs whose data is not deleted yet, the soonest first (a few queries, whatever their number)."""
     web = services(request)
     period = timedelta(days=web.settings.closed_account_retention_days)
     async with web.sessions() as session:
         orgs = (await session.execute(select(Organization.id, Organization.name, Organization.closed_at).where(
             Organization.closed_at.is_not(None), Organization.purged_at.is_(None))
-            .order_by(Organization.closed_at).limit(200))).all()
+            .order_by(Organization.closed_at).limit(CLOSED_SHOWN))).all()
+        ids = [row[0] for row in orgs]
         holds = await active_holds(session)
-        out = []
-        for org_id, name, closed_at in orgs:
-            people = set((await session.execute(select(User.id).where(User.org_id == org_id))).scalars())
-            requests = (await session.execute(select(DataRequest.id).where(
-                DataRequest.closed_at.is_(None),
-                (DataRequest.org_id == org_id) | DataRequest.user_id.in_(sorted(people))).limit(1))).first()
-            kept = ("a legal hold" if org_id in holds.orgs or people & holds.users else
-                    "an open data request" if requests is not None else None)
-            out.append(_Closed(org_id, name, closed_at, closed_at + period, kept))
-    return out
+        held = set(holds.orgs) & set(ids)
+        if holds.users:
+            held |= set((await session.execute(select(User.org_id).where(
+                User.id.in_(sorted(holds.users)), User.org_id.in_(ids)))).scalars())
+        open_requests = DataRequest.closed_at.is_(None)
+        requested = set((await session.execute(select(DataRequest.org_id).where(
+            open_requests, DataRequest.org_id.in_(ids)))).scalars())
+        requested |= set((await session.execute(select(User.org_id).join(DataRequest, DataRequest.user_id == User.id)
+                                                .where(open_requests, User.org_id.in_(ids)))).scalars())
+    return [_Closed(org_id, name, closed_at, closed_at + period,
+                    "a legal hold" if org_id in held else "an open data request" if org_id in requested else None)
+            for org_id, name, closed_at in orgs]
 
 
 async def _page(request: Request, identity: Identity, *, error: str | None = None,
-                form: dict[str, str] | None = None, status_code: int = 200) -> HTMLResponse:
+                form: dict[str, str] | None = None, status_code: int = 200, error_in: str = "place") -> HTMLResponse:
     web = services(request)
     runs = await recent_runs(web.sessions, limit=10)
     latest = runs[0] if runs else None
@@ -117,7 +126,8 @@ async def _page(request: Request, identity: Identity, *, error: str | None = Non
     return show(request, "operator/retention.html", {
         "tabs": [(path, label) for path, label, permission in TABS if can(identity, permission)],
         "holds": await _holds(request), "closed": await _closed(request), "latest": latest, "rows": rows,
-        "widest": widest, "runs": runs, "error": error, "form": form or {},
+        "widest": widest, "runs": runs, "error": error, "error_in": error_in, "form": form or {},
+        "closed_shown": CLOSED_SHOWN,
     }, status_code=status_code, flash=_DONE.get(done or ""))
 
 
@@ -162,5 +172,5 @@ async def release_hold(request: Request, identity: PageIdentity, hold_id: HoldId
     try:
         await LegalHolds(web.sessions, web.audit).release(hold_id, actor=actor_of(request, identity))
     except DomainError as exc:
-        return await _page(request, identity, error=exc.message, status_code=exc.status)
+        return await _page(request, identity, error=exc.message, status_code=exc.status, error_in="release")
     return RedirectResponse(f"{PAGE}?done=released", status_code=303)
