@@ -312,9 +312,7 @@ class RingwellServer:
         self.web.live_recordings = self.calls.recordings
         self.web.erasure = self.erasure  # privacy deletion requests: the SIP side forgets the person's logins
         # Closing an organization (operator API), and its purge 90 days later (the retention run).
-        self.closure = ClosureService(self.sessions, self.blobs, self.erasure, audit=AuditLog(self.sessions),
-                                      retention_days=settings.closed_account_retention_days,
-                                      quarantine_days=settings.number_quarantine_days)
+        self.closure = ClosureService.from_settings(settings, self.sessions, self.blobs, self.erasure)
         self.closure.credentials_changed = self._credentials_changed
         self.closure.api_keys_changed = self.web.api_keys.forget
         self.web.closure = self.closure

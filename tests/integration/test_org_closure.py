@@ -36,7 +36,13 @@ from ringwell.features.fraud.models import FraudSettings
 from ringwell.features.numbers.models import CallerIdVerification, PhoneNumber
 from ringwell.features.numbers.service import NumbersService
 from ringwell.features.privacy.catalog import REGISTER
-from ringwell.features.privacy.closure import ClosureService, OrgNotClosed, OrgPurged, anonymised_name
+from ringwell.features.privacy.closure import (
+    ClosureService,
+    InvalidClosure,
+    OrgNotClosed,
+    OrgPurged,
+    anonymised_name,
+)
 from ringwell.features.privacy.erasure import ErasureService, kept_columns
 from ringwell.features.privacy.models_holds import LegalHold
 from ringwell.features.privacy.models_requests import DataRequest
@@ -286,9 +292,13 @@ async def test_the_operators_own_org_and_an_open_org_are_refused(sessions, store
     closure, _ = services(sessions, store)
     with pytest.raises(OrgNotClosed):
         await closure.purge(world["org"])  # open: its data is not purged
+    with pytest.raises(InvalidClosure):  # a reason is required, whoever asks (API, console, CLI)
+        await closure.close(world["org"], actor=STAFF, reason="  ")
+    async with sessions() as session:
+        assert (await session.get(Organization, world["org"])).closed_at is None
     accounts: AccountsService = world["accounts"]
     operator = await accounts.create_org("Operator Inc")
     async with sessions() as session, session.begin():
         await session.execute(update(Organization).where(Organization.id == operator.id).values(kind="operator"))
     with pytest.raises(OrgNotClosed):
-        await closure.close(operator.id, actor=STAFF, reason="no")
+        await closure.close(operator.id, actor=STAFF, reason="not allowed")

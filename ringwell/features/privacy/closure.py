@@ -41,17 +41,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ringwell.blobs.models import Blob, OrgDataKey
 from ringwell.blobs.store import BlobStore
-from ringwell.errors import Conflict
+from ringwell.errors import Conflict, Invalid
 from ringwell.features.accounts.errors import OrganizationNotFound
 from ringwell.features.accounts.models import Organization, OrgKind, SipCredential, User
 from ringwell.features.audit.service import SYSTEM, Actor, AuditLog
@@ -66,6 +66,7 @@ from ringwell.features.privacy import holds as legal_holds
 from ringwell.features.privacy.erasure import ErasureRefused, ErasureService
 from ringwell.features.privacy.models_consent import ConsentRecord
 from ringwell.features.privacy.models_requests import DataRequest
+from ringwell.features.privacy.retention import policy_from_settings
 from ringwell.features.rating.models import OrgRateDeck
 from ringwell.features.recordings.models import Recording, RecordingPolicy
 from ringwell.features.registrations.models import BindingRow
@@ -75,8 +76,17 @@ from ringwell.features.webhooks import repository as webhooks_repo
 from ringwell.features.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from ringwell.storage.base import utcnow
 
-__all__ = ["Closure", "ClosureService", "OrgNotClosed", "OrgPurge", "OrgPurged", "PurgeInterrupted",
-           "anonymised_name"]
+__all__ = [
+    "Closure",
+    "ClosureService",
+    "InvalidClosure",
+    "OrgNotClosed",
+    "OrgPurge",
+    "OrgPurged",
+    "PurgeInterrupted",
+    "anonymised_name",
+    "kept_by",
+]
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +153,46 @@ class OrgPurge:
                 "keys_destroyed": self.keys_destroyed}
 
 
+HOLD = "a legal hold"
+OPEN_REQUEST = "an open data request"
+
+
+async def kept_by(session: AsyncSession, org_ids: Sequence[str]) -> dict[str, str]:
+    """Of ``org_ids``, those whose purge waits, and why (``HOLD`` or ``OPEN_REQUEST``), in a few queries.
+
+    A hold on the org, or on anyone in it, keeps the whole org: its shared records (calls,
+    recordings) are part of what a hold on one person preserves. A data request still open (about
+    the org, or of anyone in it) is answered first: an export asked for on day 85 is not lost.
+    """
+    if not org_ids:
+        return {}
+    ids = sorted(set(org_ids))
+    holds = await legal_holds.active_holds(session)
+    held = holds.orgs & set(ids)
+    if holds.users:
+        held |= set((await session.execute(select(User.org_id).where(
+            User.id.in_(sorted(holds.users)), User.org_id.in_(ids)))).scalars())
+    still_open = DataRequest.closed_at.is_(None)
+    requested: set[str] = {org_id for org_id in (await session.execute(select(DataRequest.org_id).where(
+        still_open, DataRequest.org_id.in_(ids)))).scalars() if org_id is not None}
+    requested |= set((await session.execute(select(User.org_id).join(DataRequest, DataRequest.user_id == User.id)
+                                            .where(still_open, User.org_id.in_(ids)))).scalars())
+    return {org_id: HOLD if org_id in held else OPEN_REQUEST for org_id in held | requested}
+
+
+class InvalidClosure(Invalid):
+    """Closing or reopening without a reason (3-500 characters)."""
+
+    error_id = "invalid_closure"
+
+
+def _reason(reason: str) -> str:
+    reason = reason.strip()
+    if not 3 <= len(reason) <= 500:
+        raise InvalidClosure("say why, in 3-500 characters (it goes to the audit trail)", {"field": "reason"})
+    return reason
+
+
 class ClosureService:
     """Closes, reopens and purges organizations (the operator's decisions; the retention run's purge)."""
 
@@ -157,6 +207,16 @@ class ClosureService:
         # Told (credential id, SIP username) of each deleted SIP credential once committed.
         self.credentials_changed: Callable[[str, str], None] | None = None
         self.api_keys_changed: Callable[[], None] | None = None  # the API key resolver forgets its cache
+
+    @classmethod
+    def from_settings(cls, settings: Any, sessions: async_sessionmaker[Any], blobs: BlobStore,
+                      erasure: ErasureService | None = None, audit: AuditLog | None = None) -> ClosureService:
+        """The service as the settings describe it (closed-account period, number quarantine); an
+        ``ErasureService`` of its own unless the composition root gives its (which tells the SIP side)."""
+        audit = audit if audit is not None else AuditLog(sessions)
+        erasure = erasure or ErasureService(sessions, blobs, audit=audit, policy=policy_from_settings(settings))
+        return cls(sessions, blobs, erasure, audit=audit, retention_days=settings.closed_account_retention_days,
+                   quarantine_days=settings.number_quarantine_days)
 
     def _purge_after(self, closed_at: datetime | None) -> datetime | None:
         return None if closed_at is None or self._retention is None else closed_at + self._retention
@@ -174,6 +234,7 @@ class ClosureService:
     async def close(self, org_id: str, *, actor: Actor, reason: str) -> Closure:
         """Close the org (module docstring). Closing a closed org changes nothing and says so
         (its ``Closure`` counts are zero); the operator's own organization cannot be closed."""
+        reason = _reason(reason)
         now = utcnow()
         async with self._sessions() as session, session.begin():
             org = await self._org(session, org_id)
@@ -236,6 +297,7 @@ class ClosureService:
     async def reopen(self, org_id: str, *, actor: Actor, reason: str) -> Closure:
         """Open a closed org again, before its purge: the users its closure disabled are enabled
         (those disabled before stay so). Its numbers, API keys and SIP passwords are not restored."""
+        reason = _reason(reason)
         async with self._sessions() as session, session.begin():
             org = await self._org(session, org_id)
             if org.purged_at is not None:
@@ -259,32 +321,19 @@ class ClosureService:
         return Closure(org_id, None, None, users_enabled=enabled)
 
     async def due(self, now: datetime) -> list[tuple[str, bool]]:
-        """Closed orgs whose data is due for deletion at ``now``: (org id, held by a legal hold)."""
+        """Closed orgs whose data is due for deletion at ``now``: (org id, kept by a hold or an open request)."""
         if self._retention is None:
             return []
         async with self._sessions() as session:
             org_ids = list((await session.execute(select(Organization.id).where(
                 Organization.closed_at.is_not(None), Organization.purged_at.is_(None),
                 Organization.closed_at < now - self._retention).order_by(Organization.closed_at))).scalars())
-            return [(org_id, await self._held(session, org_id)) for org_id in org_ids]
+            kept = await kept_by(session, org_ids)
+        return [(org_id, org_id in kept) for org_id in org_ids]
 
     @staticmethod
     async def _held(session: AsyncSession, org_id: str) -> bool:
-        """A hold on the org, or on anyone in it, keeps the whole org: its shared records (calls,
-        recordings) are part of what a hold on one person preserves. So does an open data request."""
-        active = await legal_holds.active_holds(session)
-        if org_id in active.orgs:
-            return True
-        people = set((await session.execute(select(User.id).where(User.org_id == org_id))).scalars())
-        if people & active.users:
-            return True
-        # A data request still open (of the org's people, or about the org) is answered first.
-        about = DataRequest.org_id == org_id
-        if people:
-            about = or_(about, DataRequest.user_id.in_(sorted(people)))
-        open_request = (await session.execute(select(DataRequest.id).where(
-            DataRequest.closed_at.is_(None), about).limit(1))).scalar_one_or_none()
-        return open_request is not None
+        return org_id in await kept_by(session, [org_id])
 
     async def purge(self, org_id: str) -> OrgPurge:
         """Delete the closed org's data (module docstring). Raises ``OrgNotClosed`` for an open org,

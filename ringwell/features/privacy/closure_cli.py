@@ -15,10 +15,8 @@ from typing import Any
 
 from ringwell.blobs import blob_store
 from ringwell.features.accounts.service import AccountsService
-from ringwell.features.audit.service import Actor, AuditLog
+from ringwell.features.audit.service import Actor
 from ringwell.features.privacy.closure import Closure, ClosureService
-from ringwell.features.privacy.erasure import ErasureService
-from ringwell.features.privacy.retention import policy_from_settings
 from ringwell.settings import ensure_config, load_settings
 from ringwell.storage.engine import create_engine, migrate, session_factory
 
@@ -53,12 +51,7 @@ async def _act(args: argparse.Namespace, reopen: bool) -> tuple[str, Closure]:
         await migrate(engine)
         sessions = session_factory(engine)
         org = await AccountsService(sessions, settings.sip_realm).org(args.org)
-        blobs = blob_store(settings, sessions)
-        audit = AuditLog(sessions)
-        erasure = ErasureService(sessions, blobs, audit=audit, policy=policy_from_settings(settings))
-        service = ClosureService(sessions, blobs, erasure, audit=audit,
-                                 retention_days=settings.closed_account_retention_days,
-                                 quarantine_days=settings.number_quarantine_days)
+        service = ClosureService.from_settings(settings, sessions, blob_store(settings, sessions))
         actor = Actor(user_agent=f"ringwell admin {'reopen-org' if reopen else 'close-org'}")
         if reopen:
             return org.name, await service.reopen(org.id, actor=actor, reason=args.reason)

@@ -13,10 +13,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from ringwell.blobs import blob_store
-from ringwell.features.audit.service import AuditLog
 from ringwell.features.privacy.closure import Closure, ClosureService
-from ringwell.features.privacy.erasure import ErasureService
-from ringwell.features.privacy.retention import policy_from_settings
 from ringwell.web.context import WebServices
 from ringwell.web.deps import Scope, operator_scope, services
 from ringwell.web.errors import ErrorBody
@@ -54,12 +51,8 @@ class ClosureOut(BaseModel):
 def closure_service(web: WebServices) -> ClosureService:
     """The server's ClosureService, or one composed on first use (an app without the SIP side)."""
     if web.closure is None:
-        blobs = blob_store(web.settings, web.sessions)
-        policy = policy_from_settings(web.settings)
-        erasure = web.erasure or ErasureService(web.sessions, blobs, audit=AuditLog(web.sessions), policy=policy)
-        web.closure = ClosureService(web.sessions, blobs, erasure, audit=web.audit,
-                                     retention_days=web.settings.closed_account_retention_days,
-                                     quarantine_days=web.settings.number_quarantine_days)
+        web.closure = ClosureService.from_settings(web.settings, web.sessions, blob_store(web.settings, web.sessions),
+                                                   web.erasure, web.audit)
         web.closure.api_keys_changed = web.api_keys.forget
     return web.closure
 
@@ -67,6 +60,7 @@ def closure_service(web: WebServices) -> ClosureService:
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "organization_not_found"},
     409: {"model": ErrorBody, "description": "organization_not_closed, organization_purged"},
+    422: {"model": ErrorBody, "description": "invalid_closure"},
 }
 
 

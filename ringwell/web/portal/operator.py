@@ -175,10 +175,8 @@ async def close_org(request: Request, identity: PageIdentity, org_id: OrgId,
     if confirm.strip() != org.name:
         return await _closure_error(request, identity, org.id, "type the organization's name exactly to close it",
                                     form)
-    if len(reason.strip()) < 3:
-        return await _closure_error(request, identity, org.id, "say why the organization is closed", form)
     try:
-        await closure_service(web).close(org.id, actor=actor_of(request, identity), reason=reason.strip())
+        await closure_service(web).close(org.id, actor=actor_of(request, identity), reason=reason)
     except DomainError as exc:
         return await _closure_error(request, identity, org.id, exc.message, form, exc.status)
     return RedirectResponse(f"/operator/orgs/{org.id}?done=closed", status_code=303)
@@ -189,11 +187,8 @@ async def reopen_org(request: Request, identity: PageIdentity, org_id: OrgId,
                      reason: Annotated[str, Form(max_length=500)] = "") -> Response:
     _staff(identity, "operator.orgs.close")
     web = services(request)
-    if len(reason.strip()) < 3:
-        return await _closure_error(request, identity, org_id, "say why the organization is reopened",
-                                    {"reason": reason})
     try:
-        await closure_service(web).reopen(org_id, actor=actor_of(request, identity), reason=reason.strip())
+        await closure_service(web).reopen(org_id, actor=actor_of(request, identity), reason=reason)
     except DomainError as exc:
         if exc.status == 404:
             raise

@@ -22,8 +22,8 @@ from ringwell.errors import DomainError
 from ringwell.features.accounts.models import Organization, User
 from ringwell.features.auth.errors import PermissionDenied
 from ringwell.features.auth.tokens import Identity
-from ringwell.features.privacy.holds import InvalidLegalHold, LegalHolds, active_holds
-from ringwell.features.privacy.models_requests import DataRequest
+from ringwell.features.privacy.closure import kept_by
+from ringwell.features.privacy.holds import InvalidLegalHold, LegalHolds
 from ringwell.features.privacy.retention_service import DATA_CLASSES, recent_runs
 from ringwell.web.deps import actor_of
 from ringwell.web.portal.common import can, page_identity, services
@@ -95,19 +95,8 @@ async def _closed(request: Request) -> list[_Closed]:
         orgs = (await session.execute(select(Organization.id, Organization.name, Organization.closed_at).where(
             Organization.closed_at.is_not(None), Organization.purged_at.is_(None))
             .order_by(Organization.closed_at).limit(CLOSED_SHOWN))).all()
-        ids = [row[0] for row in orgs]
-        holds = await active_holds(session)
-        held = set(holds.orgs) & set(ids)
-        if holds.users:
-            held |= set((await session.execute(select(User.org_id).where(
-                User.id.in_(sorted(holds.users)), User.org_id.in_(ids)))).scalars())
-        open_requests = DataRequest.closed_at.is_(None)
-        requested = set((await session.execute(select(DataRequest.org_id).where(
-            open_requests, DataRequest.org_id.in_(ids)))).scalars())
-        requested |= set((await session.execute(select(User.org_id).join(DataRequest, DataRequest.user_id == User.id)
-                                                .where(open_requests, User.org_id.in_(ids)))).scalars())
-    return [_Closed(org_id, name, closed_at, closed_at + period,
-                    "a legal hold" if org_id in held else "an open data request" if org_id in requested else None)
+        kept = await kept_by(session, [row[0] for row in orgs])
+    return [_Closed(org_id, name, closed_at, closed_at + period, kept.get(org_id))
             for org_id, name, closed_at in orgs]
 
 
