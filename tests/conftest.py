@@ -87,9 +87,11 @@ async def db_url(request, tmp_path, tmp_path_factory) -> AsyncIterator[str]:
         await admin.dispose()
 
 
-# Files that keep a core busy for long stretches (speech recognition): run with the interop tests,
-# never beside them, whose phones judge audio in real time.
-_WITH_INTEROP = frozenset({"tests/integration/test_transcribe.py"})
+# Run with the interop tests, never beside them: files that keep a core busy for long stretches
+# (speech recognition), whose load disturbs the phones judging audio in real time; and files that
+# judge real-time pacing themselves (packets 20 ms apart within 15 ms), which a browser beside
+# them, taking both cores, disturbs.
+_WITH_INTEROP = frozenset({"tests/integration/test_transcribe.py", "tests/integration/test_media_apps.py"})
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
